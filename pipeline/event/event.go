@@ -40,15 +40,15 @@ type Event struct {
 	// Title is set for alert-like events.
 	Title string `json:"title,omitempty"`
 
-	User     string `json:"user,omitempty"`
-	UserID   string `json:"user_id,omitempty"` // directory object id
-	Device   string `json:"device,omitempty"`
-	DeviceID string `json:"device_id,omitempty"`
-	SrcIP    string `json:"src_ip,omitempty"`
-	DstIP    string `json:"dst_ip,omitempty"`
-	SrcPort  int    `json:"src_port,omitempty"`
-	DstPort  int    `json:"dst_port,omitempty"`
-	Protocol string `json:"protocol,omitempty"`
+	User     string  `json:"user,omitempty"`
+	UserID   string  `json:"user_id,omitempty"` // directory object id
+	Device   string  `json:"device,omitempty"`
+	DeviceID string  `json:"device_id,omitempty"`
+	SrcIP    string  `json:"src_ip,omitempty"`
+	DstIP    string  `json:"dst_ip,omitempty"`
+	SrcPort  int     `json:"src_port,omitempty"`
+	DstPort  int     `json:"dst_port,omitempty"`
+	Protocol string  `json:"protocol,omitempty"`
 	Process  Process `json:"process,omitzero"`
 	File     File    `json:"file,omitzero"`
 	// Resource is an Azure resource id, lower-cased.
