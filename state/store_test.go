@@ -1,0 +1,104 @@
+package state
+
+import (
+	"fmt"
+	"testing"
+)
+
+func TestStoreStagesUntilCommit(t *testing.T) {
+	dir := t.TempDir()
+	s, err := Open(dir, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok, _ := s.Offset(); ok {
+		t.Fatal("new store reports an offset")
+	}
+	must(t, s.Set([]byte("a/1"), []byte("one")))
+	must(t, s.Set([]byte("a/2"), []byte("two")))
+	must(t, s.Set([]byte("b/1"), []byte("other")))
+	v, err := s.Get([]byte("a/1"))
+	if err != nil || string(v) != "one" {
+		t.Fatalf("staged read: %q %v", v, err)
+	}
+	var scanned []string
+	must(t, s.Scan([]byte("a/"), func(k, v []byte) error {
+		scanned = append(scanned, fmt.Sprintf("%s=%s", k, v))
+		return nil
+	}))
+	if fmt.Sprint(scanned) != "[a/1=one a/2=two]" {
+		t.Fatalf("scan = %v", scanned)
+	}
+	must(t, s.Delete([]byte("a/2")))
+	p := s.Pending()
+	if len(p) != 3 || string(p[1].Key) != "a/2" || p[1].Value != nil || string(p[0].Value) != "one" {
+		t.Fatalf("pending = %+v", p)
+	}
+	must(t, s.Commit(42))
+	if len(s.Pending()) != 0 {
+		t.Fatal("pending not cleared by commit")
+	}
+
+	// Staged then aborted writes vanish.
+	must(t, s.Set([]byte("a/1"), []byte("changed")))
+	s.Abort()
+	v, _ = s.Get([]byte("a/1"))
+	if string(v) != "one" {
+		t.Fatalf("abort kept a staged write: %q", v)
+	}
+	must(t, s.Set([]byte("a/3"), []byte("uncommitted")))
+	must(t, s.Close())
+
+	// Reopen: committed state and offset survive, uncommitted writes do not.
+	s, err = Open(dir, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	off, ok, err := s.Offset()
+	if err != nil || !ok || off != 42 {
+		t.Fatalf("offset = %d %v %v", off, ok, err)
+	}
+	if v, _ := s.Get([]byte("a/3")); v != nil {
+		t.Fatalf("uncommitted write survived close: %q", v)
+	}
+	if v, _ := s.Get([]byte("a/2")); v != nil {
+		t.Fatalf("deleted key present: %q", v)
+	}
+
+	// Wipe then restore from changelog records.
+	must(t, s.Wipe())
+	if _, ok, _ := s.Offset(); ok {
+		t.Fatal("wipe kept the offset")
+	}
+	if v, _ := s.Get([]byte("a/1")); v != nil {
+		t.Fatal("wipe kept state")
+	}
+	must(t, s.Restore([]byte("x"), []byte("1")))
+	must(t, s.Restore([]byte("y"), []byte("2")))
+	must(t, s.Restore([]byte("x"), nil))
+	if v, _ := s.Get([]byte("y")); string(v) != "2" {
+		t.Fatalf("restored value = %q", v)
+	}
+	if v, _ := s.Get([]byte("x")); v != nil {
+		t.Fatal("restored tombstone ignored")
+	}
+	if len(s.Pending()) != 0 {
+		t.Fatal("restore must not create changelog records")
+	}
+}
+
+func TestPrefixEnd(t *testing.T) {
+	for _, c := range []struct{ in, want string }{{"a", "b"}, {"a\xff", "b"}, {"\xff\xff", ""}} {
+		if got := string(prefixEnd([]byte(c.in))); got != c.want {
+			t.Errorf("prefixEnd(%q) = %q, want %q", c.in, got, c.want)
+		}
+	}
+}
+
+func must(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
