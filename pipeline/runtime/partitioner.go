@@ -25,4 +25,4 @@ func (p partitioner) ForTopic(t string) kgo.TopicPartitioner {
 type manualPartitioner struct{}
 
 func (manualPartitioner) RequiresConsistency(*kgo.Record) bool { return true }
-func (manualPartitioner) Partition(r *kgo.Record, _ int) int  { return int(r.Partition) }
+func (manualPartitioner) Partition(r *kgo.Record, _ int) int   { return int(r.Partition) }

@@ -134,6 +134,9 @@ type client interface {
 }
 
 func (r *Runner) markStale(_ context.Context, _ *kgo.Client, m map[string][]int32) {
+	if len(m) > 0 {
+		r.log.Info().Interface("partitions", m).Msg("partitions revoked")
+	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for t, ps := range m {
@@ -150,6 +153,9 @@ func (r *Runner) clientOpts() []kgo.Opt {
 		kgo.ConsumeTopics(r.stage.Inputs...),
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+		kgo.OnPartitionsAssigned(func(_ context.Context, _ *kgo.Client, m map[string][]int32) {
+			r.log.Info().Interface("partitions", m).Msg("partitions assigned")
+		}),
 		kgo.OnPartitionsRevoked(r.markStale),
 		kgo.OnPartitionsLost(r.markStale),
 		kgo.RecordPartitioner(newPartitioner(r.changelogs())),
