@@ -40,6 +40,9 @@ func (d Delivery) String() string {
 type Options struct {
 	// ClientOpts connect to the cluster (brokers, SASL, TLS, logger).
 	ClientOpts []kgo.Opt
+	// MainClientOpts are added to the stage's long-lived client only (not
+	// to short-lived restore clients): per-client metrics hooks.
+	MainClientOpts []kgo.Opt
 	// Group is the consumer group id.
 	Group string
 	// TransactionalID must be unique among live processes of the stage and
@@ -148,6 +151,7 @@ func (r *Runner) markStale(_ context.Context, _ *kgo.Client, m map[string][]int3
 
 func (r *Runner) clientOpts() []kgo.Opt {
 	opts := append([]kgo.Opt(nil), r.opts.ClientOpts...)
+	opts = append(opts, r.opts.MainClientOpts...)
 	opts = append(opts,
 		kgo.ConsumerGroup(r.opts.Group),
 		kgo.ConsumeTopics(r.stage.Inputs...),
@@ -418,6 +422,9 @@ func (r *Runner) batch(ctx context.Context, fetches kgo.Fetches, cl client, sess
 	}
 	now := time.Now()
 	for _, w := range active {
+		for topic, n := range w.out.dlq {
+			r.m.dlq.WithLabelValues(r.stage.Name, topic).Add(float64(n))
+		}
 		for _, rec := range w.out.recs {
 			r.m.out.WithLabelValues(r.stage.Name, rec.Topic).Inc()
 		}
@@ -438,7 +445,6 @@ func (r *Runner) runWorker(ctx context.Context, w *worker) error {
 				return fmt.Errorf("%s/%d offset %d: %w", rec.Topic, rec.Partition, rec.Offset, err)
 			}
 			w.out.DeadLetter(rec, err)
-			r.m.dlq.WithLabelValues(r.stage.Name, rec.Topic).Inc()
 			r.log.Debug().Err(err).Str("topic", rec.Topic).Int64("offset", rec.Offset).Msg("record dead-lettered")
 		}
 		w.next = rec.Offset + 1

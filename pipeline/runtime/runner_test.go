@@ -49,7 +49,7 @@ func (c *counter) Process(_ context.Context, rec *kgo.Record, out *runtime.Outpu
 	return nil
 }
 func (c *counter) EndBatch(context.Context, *runtime.Output) error { return nil }
-func (c *counter) Close() error                                     { return nil }
+func (c *counter) Close() error                                    { return nil }
 
 type env struct {
 	in, out, dlq, changelog string

@@ -139,7 +139,7 @@ type Output struct {
 	stage   string
 	allowed map[string]bool
 	recs    []*kgo.Record
-	dlq     int
+	dlq     map[string]int // dead-lettered records by input topic
 	dlqName string
 	err     error
 }
@@ -149,7 +149,7 @@ func newOutput(s *Stage) *Output {
 	for _, t := range s.Outputs {
 		allowed[t] = true
 	}
-	return &Output{stage: s.Name, allowed: allowed, dlqName: s.DLQ}
+	return &Output{stage: s.Name, allowed: allowed, dlqName: s.DLQ, dlq: map[string]int{}}
 }
 
 // Emit produces value under key to topic, partitioned by key.
@@ -171,9 +171,10 @@ const (
 )
 
 // DeadLetter sends rec's original key and value to the DLQ with the reason
-// and where it came from.
+// and where it came from. A processor that splits a record (an envelope of
+// many) may dead-letter a copy of rec holding one part's bytes.
 func (o *Output) DeadLetter(rec *kgo.Record, reason error) {
-	o.dlq++
+	o.dlq[rec.Topic]++
 	hs := append([]kgo.RecordHeader(nil), rec.Headers...)
 	hs = append(hs,
 		kgo.RecordHeader{Key: HeaderStage, Value: []byte(o.stage)},

@@ -1,0 +1,155 @@
+// Package correlate is the correlate stage: it runs the loaded rules'
+// operators over events.<keyspace> and writes alerts.
+//
+// Each input partition (one keyspace topic, one partition number) gets its
+// own operators.Engine over its own state store. Events arrive keyed by
+// the entity value normalize chose, so all events of one user (device, IP,
+// resource) meet in one engine. Alerts go to the alerts topic keyed by
+// alert id; their ids are deterministic, so a re-processed batch yields the
+// same ids and the incident stage drops the repeats.
+//
+// Events later than the partition's watermark (max event time − allowed
+// lateness) are not matched: they go to the DLQ with the reason, and
+// vigil_correlate_late_events_total counts them.
+package correlate
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/vigil-sec/vigil/operators"
+	"github.com/vigil-sec/vigil/pipeline/alert"
+	"github.com/vigil-sec/vigil/pipeline/event"
+	"github.com/vigil-sec/vigil/pipeline/runtime"
+	"github.com/vigil-sec/vigil/rules"
+)
+
+// Topics names the stage's topics.
+type Topics struct {
+	// Events maps each keyspace to its events topic.
+	Events map[event.Keyspace]string
+	Alerts string
+	DLQ    string
+	// Changelog names the changelog of a keyspace's state.
+	Changelog func(event.Keyspace) string
+}
+
+// Metrics of the correlate stage.
+type Metrics struct {
+	late   prometheus.Counter
+	alerts *prometheus.CounterVec
+	steps  prometheus.Counter
+}
+
+// NewMetrics registers the stage's metrics on reg (nil: unregistered).
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	m := &Metrics{
+		late: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "vigil_correlate_late_events_total", Help: "Events older than the watermark, sent to the DLQ.",
+		}),
+		alerts: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "vigil_alerts_total", Help: "Alerts emitted, by rule.",
+		}, []string{"rule"}),
+		steps: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "vigil_correlate_steps_evaluated_total", Help: "Rule conditions evaluated.",
+		}),
+	}
+	if reg != nil {
+		reg.MustRegister(m.late, m.alerts, m.steps)
+	}
+	return m
+}
+
+// Stage declares the correlate stage over the keyspaces the rules use.
+func Stage(t Topics, set *rules.Set, opts operators.Options, m *Metrics) (runtime.Stage, error) {
+	if m == nil {
+		m = NewMetrics(nil)
+	}
+	byTopic := map[string]event.Keyspace{}
+	var inputs []string
+	for _, ks := range set.Keyspaces() {
+		topic, ok := t.Events[ks]
+		if !ok {
+			return runtime.Stage{}, fmt.Errorf("correlate: no events topic for keyspace %s", ks)
+		}
+		byTopic[topic] = ks
+		inputs = append(inputs, topic)
+	}
+	if len(inputs) == 0 {
+		return runtime.Stage{}, errors.New("correlate: the loaded rules use no keyspace (no rules loaded?)")
+	}
+	return runtime.Stage{
+		Name:      "correlate",
+		Inputs:    inputs,
+		Outputs:   []string{t.Alerts},
+		DLQ:       t.DLQ,
+		Changelog: func(in string) string { return t.Changelog(byTopic[in]) },
+		New: func(p runtime.Partition) (runtime.Processor, error) {
+			eng, err := operators.NewEngine(set, p.Store, opts)
+			if err != nil {
+				return nil, err
+			}
+			return &processor{ks: byTopic[p.Topic], eng: eng, alerts: t.Alerts, m: m}, nil
+		},
+	}, nil
+}
+
+type processor struct {
+	ks     event.Keyspace
+	eng    *operators.Engine
+	alerts string
+	m      *Metrics
+	steps  uint64
+}
+
+func (p *processor) Process(_ context.Context, rec *kgo.Record, out *runtime.Output) error {
+	var ev event.Event
+	if err := event.Unmarshal(rec.Value, &ev); err != nil {
+		return fmt.Errorf("decode event: %w", err)
+	}
+	as, err := p.eng.Process(p.ks, string(rec.Key), &ev)
+	if errors.Is(err, operators.ErrLate) {
+		p.m.late.Inc()
+		return fmt.Errorf("event time %s is behind the watermark %s: %w", ev.Time.Format("2006-01-02T15:04:05.000Z07:00"),
+			p.eng.Watermark().Format("2006-01-02T15:04:05.000Z07:00"), err)
+	}
+	if err != nil {
+		return runtime.Fatal(err)
+	}
+	return p.emit(as, out)
+}
+
+func (p *processor) emit(as []alert.Alert, out *runtime.Output) error {
+	for i := range as {
+		b, err := json.Marshal(&as[i])
+		if err != nil {
+			return runtime.Fatal(fmt.Errorf("encode alert of %s: %w", as[i].RuleID, err))
+		}
+		out.Emit(p.alerts, []byte(as[i].ID), b)
+		p.m.alerts.WithLabelValues(as[i].RuleID).Inc()
+	}
+	return nil
+}
+
+// EndBatch fires time-driven logic up to the watermark and writes the
+// engine's in-memory state to the store, so it joins this transaction.
+func (p *processor) EndBatch(_ context.Context, out *runtime.Output) error {
+	as, err := p.eng.Advance(p.eng.Watermark())
+	if err != nil {
+		return err
+	}
+	if err := p.emit(as, out); err != nil {
+		return err
+	}
+	st := p.eng.Stats()
+	p.m.steps.Add(float64(st.StepsEvaluated - p.steps))
+	p.steps = st.StepsEvaluated
+	return p.eng.Flush()
+}
+
+func (p *processor) Close() error { return nil }
