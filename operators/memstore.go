@@ -1,0 +1,65 @@
+package operators
+
+import (
+	"bytes"
+	"sort"
+)
+
+// MemStore is a map-backed Store for tests, `vigil rules test` and
+// one-shot runs without Kafka. It is not safe for concurrent use.
+type MemStore struct {
+	m map[string][]byte
+}
+
+// NewMemStore returns an empty store.
+func NewMemStore() *MemStore { return &MemStore{m: map[string][]byte{}} }
+
+// Get returns a copy of the value, or (nil, nil).
+func (s *MemStore) Get(key []byte) ([]byte, error) {
+	v, ok := s.m[string(key)]
+	if !ok {
+		return nil, nil
+	}
+	return bytes.Clone(v), nil
+}
+
+// Set stores a copy of value.
+func (s *MemStore) Set(key, value []byte) error {
+	s.m[string(key)] = bytes.Clone(value)
+	return nil
+}
+
+// Delete removes key.
+func (s *MemStore) Delete(key []byte) error {
+	delete(s.m, string(key))
+	return nil
+}
+
+// Scan calls fn for keys with prefix, in key order.
+func (s *MemStore) Scan(prefix []byte, fn func(key, value []byte) error) error {
+	var keys []string
+	for k := range s.m {
+		if bytes.HasPrefix([]byte(k), prefix) {
+			keys = append(keys, k)
+		}
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		if err := fn([]byte(k), s.m[k]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Len returns the number of keys.
+func (s *MemStore) Len() int { return len(s.m) }
+
+// Size returns the total bytes of keys and values.
+func (s *MemStore) Size() int {
+	n := 0
+	for k, v := range s.m {
+		n += len(k) + len(v)
+	}
+	return n
+}

@@ -1,0 +1,382 @@
+package rules
+
+import (
+	"fmt"
+	"net/netip"
+	"regexp"
+	"regexp/syntax"
+	"strings"
+	"sync"
+	"unicode/utf8"
+
+	"github.com/expr-lang/expr"
+)
+
+// funcs holds what the helper functions close over. It is immutable after
+// LoadDir except for the regex cache, which is safe for concurrent use, so
+// one compiled Set serves every partition worker at once.
+type funcs struct {
+	lookups *Lookups
+	regexes sync.Map // pattern -> *fastRegex
+	cidrs   sync.Map // net string -> netip.Prefix (or error)
+}
+
+// fastRegex is a compiled regex with a literal it requires: if the input
+// does not contain the literal (case-folded when the regex folds), the
+// regex cannot match and is not run. Go's regexp costs microseconds; the
+// literal check costs nanoseconds and rejects almost every event.
+type fastRegex struct {
+	re      *regexp.Regexp
+	literal string // lower-case when fold
+	fold    bool
+}
+
+func (f *funcs) regex(pattern string) (*fastRegex, error) {
+	if v, ok := f.regexes.Load(pattern); ok {
+		return v.(*fastRegex), nil
+	}
+	re, err := regexp.Compile(pattern)
+	if err != nil {
+		return nil, fmt.Errorf("regex %q: %w", pattern, err)
+	}
+	fr := &fastRegex{re: re}
+	if tree, err := syntax.Parse(pattern, syntax.Perl); err == nil {
+		fr.literal, fr.fold = requiredLiteral(tree.Simplify())
+		if fr.fold {
+			fr.literal = strings.ToLower(fr.literal)
+		}
+	}
+	v, _ := f.regexes.LoadOrStore(pattern, fr)
+	return v.(*fastRegex), nil
+}
+
+func (fr *fastRegex) match(s string) bool {
+	if fr.literal != "" {
+		if fr.fold {
+			if !containsFold(s, fr.literal) {
+				return false
+			}
+		} else if !strings.Contains(s, fr.literal) {
+			return false
+		}
+	}
+	return fr.re.MatchString(s)
+}
+
+// requiredLiteral returns the longest literal every match must contain,
+// looking through captures and top-level concatenations only.
+func requiredLiteral(re *syntax.Regexp) (string, bool) {
+	for re.Op == syntax.OpCapture && len(re.Sub) == 1 {
+		re = re.Sub[0]
+	}
+	switch re.Op {
+	case syntax.OpLiteral:
+		return string(re.Rune), re.Flags&syntax.FoldCase != 0
+	case syntax.OpConcat:
+		best, fold := "", false
+		for _, sub := range re.Sub {
+			s, f := requiredLiteral(sub)
+			if len(s) > len(best) {
+				best, fold = s, f
+			}
+		}
+		return best, fold
+	case syntax.OpPlus:
+		if len(re.Sub) == 1 {
+			return requiredLiteral(re.Sub[0])
+		}
+	}
+	return "", false
+}
+
+func (f *funcs) prefix(s string) (netip.Prefix, error) {
+	if v, ok := f.cidrs.Load(s); ok {
+		if p, ok := v.(netip.Prefix); ok {
+			return p, nil
+		}
+		return netip.Prefix{}, v.(error)
+	}
+	p, err := netip.ParsePrefix(strings.TrimSpace(s))
+	if err != nil {
+		if a, aerr := netip.ParseAddr(strings.TrimSpace(s)); aerr == nil {
+			p, err = a.Prefix(a.BitLen())
+		}
+	}
+	if err != nil {
+		err = fmt.Errorf("cidr %q: %w", s, err)
+		f.cidrs.Store(s, err)
+		return netip.Prefix{}, err
+	}
+	p = p.Masked()
+	f.cidrs.Store(s, p)
+	return p, nil
+}
+
+// containsFold reports whether s contains lowerSub (already lower-case),
+// ignoring case, without allocating when s is ASCII.
+func containsFold(s, lowerSub string) bool {
+	n := len(lowerSub)
+	if n == 0 {
+		return true
+	}
+	if !isASCII(s) || !isASCII(lowerSub) {
+		return strings.Contains(strings.ToLower(s), lowerSub)
+	}
+	first := lowerSub[0]
+	for i := 0; i+n <= len(s); i++ {
+		if lowerASCII(s[i]) != first {
+			continue
+		}
+		if equalFoldASCII(s[i:i+n], lowerSub) {
+			return true
+		}
+	}
+	return false
+}
+
+func hasPrefixFold(s, lowerP string) bool {
+	if len(s) < len(lowerP) {
+		return false
+	}
+	if isASCII(s) && isASCII(lowerP) {
+		return equalFoldASCII(s[:len(lowerP)], lowerP)
+	}
+	return strings.HasPrefix(strings.ToLower(s), lowerP)
+}
+
+func hasSuffixFold(s, lowerP string) bool {
+	if len(s) < len(lowerP) {
+		return false
+	}
+	if isASCII(s) && isASCII(lowerP) {
+		return equalFoldASCII(s[len(s)-len(lowerP):], lowerP)
+	}
+	return strings.HasSuffix(strings.ToLower(s), lowerP)
+}
+
+func equalFoldASCII(s, lower string) bool {
+	for i := 0; i < len(lower); i++ {
+		if lowerASCII(s[i]) != lower[i] {
+			return false
+		}
+	}
+	return true
+}
+
+func lowerASCII(c byte) byte {
+	if 'A' <= c && c <= 'Z' {
+		return c + 'a' - 'A'
+	}
+	return c
+}
+
+func isASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= utf8.RuneSelf {
+			return false
+		}
+	}
+	return true
+}
+
+// lowerConst lower-cases a pattern argument; literal arguments repeat on
+// every call, so small results are cached.
+func lowerConst(s string) string {
+	if isASCII(s) {
+		for i := 0; i < len(s); i++ {
+			if 'A' <= s[i] && s[i] <= 'Z' {
+				return strings.ToLower(s)
+			}
+		}
+		return s
+	}
+	return strings.ToLower(s)
+}
+
+func str(v any) string {
+	switch x := v.(type) {
+	case string:
+		return x
+	case nil:
+		return ""
+	case fmt.Stringer:
+		return x.String()
+	}
+	return fmt.Sprint(v)
+}
+
+func strList(v any) []string {
+	switch x := v.(type) {
+	case []string:
+		return x
+	case []any:
+		out := make([]string, 0, len(x))
+		for _, e := range x {
+			out = append(out, str(e))
+		}
+		return out
+	case nil:
+		return nil
+	}
+	return []string{str(v)}
+}
+
+func splitUPN(s string) (user, domain string) {
+	s = strings.ToLower(strings.TrimSpace(s))
+	if u, d, ok := strings.Cut(s, "@"); ok {
+		return u, d
+	}
+	if d, u, ok := strings.Cut(s, `\`); ok {
+		return u, d
+	}
+	return s, ""
+}
+
+var (
+	cgnat   = netip.MustParsePrefix("100.64.0.0/10")
+	docNets = []netip.Prefix{
+		netip.MustParsePrefix("192.0.2.0/24"), netip.MustParsePrefix("198.51.100.0/24"),
+		netip.MustParsePrefix("203.0.113.0/24"), netip.MustParsePrefix("2001:db8::/32"),
+	}
+)
+
+func isPrivate(s string) bool {
+	a, err := netip.ParseAddr(strings.TrimSpace(s))
+	if err != nil {
+		return false
+	}
+	a = a.Unmap()
+	return a.IsPrivate() || a.IsLoopback() || a.IsLinkLocalUnicast() || cgnat.Contains(a)
+}
+
+func isPublic(s string) bool {
+	a, err := netip.ParseAddr(strings.TrimSpace(s))
+	if err != nil {
+		return false
+	}
+	a = a.Unmap()
+	if a.IsPrivate() || a.IsLoopback() || a.IsLinkLocalUnicast() || a.IsLinkLocalMulticast() ||
+		a.IsMulticast() || a.IsUnspecified() || a.IsInterfaceLocalMulticast() || cgnat.Contains(a) {
+		return false
+	}
+	for _, p := range docNets {
+		if p.Contains(a) {
+			return false
+		}
+	}
+	return true
+}
+
+// FuncNames lists the helper functions Vigil adds to expr-lang.
+var FuncNames = []string{
+	"icontains", "istartswith", "iendswith", "iequals", "icontains_any", "iequals_any",
+	"regex", "upn_user", "upn_domain", "cidr", "in_cidrs", "is_private", "is_public",
+	"watchlist", "watchlist_field", "ti_ip", "ti_domain", "ti_url", "ti_hash", "ti",
+}
+
+// options returns the expr options that define Vigil's helper functions.
+func (f *funcs) options() []expr.Option {
+	b := func(v bool) (any, error) { return v, nil }
+	return []expr.Option{
+		expr.Function("icontains", func(p ...any) (any, error) {
+			return b(containsFold(str(p[0]), lowerConst(str(p[1]))))
+		}, new(func(string, string) bool)),
+		expr.Function("istartswith", func(p ...any) (any, error) {
+			return b(hasPrefixFold(str(p[0]), lowerConst(str(p[1]))))
+		}, new(func(string, string) bool)),
+		expr.Function("iendswith", func(p ...any) (any, error) {
+			return b(hasSuffixFold(str(p[0]), lowerConst(str(p[1]))))
+		}, new(func(string, string) bool)),
+		expr.Function("iequals", func(p ...any) (any, error) {
+			return b(strings.EqualFold(str(p[0]), str(p[1])))
+		}, new(func(string, string) bool)),
+		expr.Function("icontains_any", func(p ...any) (any, error) {
+			s := str(p[0])
+			for _, sub := range strList(p[1]) {
+				if containsFold(s, lowerConst(sub)) {
+					return true, nil
+				}
+			}
+			return false, nil
+		}, new(func(string, []string) bool), new(func(string, []any) bool)),
+		expr.Function("iequals_any", func(p ...any) (any, error) {
+			s := str(p[0])
+			for _, o := range strList(p[1]) {
+				if strings.EqualFold(s, o) {
+					return true, nil
+				}
+			}
+			return false, nil
+		}, new(func(string, []string) bool), new(func(string, []any) bool)),
+		expr.Function("regex", func(p ...any) (any, error) {
+			re, err := f.regex(str(p[1]))
+			if err != nil {
+				return nil, err
+			}
+			return re.match(str(p[0])), nil
+		}, new(func(string, string) bool)),
+		expr.Function("upn_user", func(p ...any) (any, error) {
+			u, _ := splitUPN(str(p[0]))
+			return u, nil
+		}, new(func(string) string)),
+		expr.Function("upn_domain", func(p ...any) (any, error) {
+			_, d := splitUPN(str(p[0]))
+			return d, nil
+		}, new(func(string) string)),
+		expr.Function("cidr", func(p ...any) (any, error) {
+			a, err := netip.ParseAddr(strings.TrimSpace(str(p[0])))
+			if err != nil {
+				return false, nil
+			}
+			pf, err := f.prefix(str(p[1]))
+			if err != nil {
+				return nil, err
+			}
+			return pf.Contains(a.Unmap()), nil
+		}, new(func(string, string) bool)),
+		expr.Function("in_cidrs", func(p ...any) (any, error) {
+			a, err := netip.ParseAddr(strings.TrimSpace(str(p[0])))
+			if err != nil {
+				return false, nil
+			}
+			for _, n := range strList(p[1]) {
+				pf, err := f.prefix(n)
+				if err != nil {
+					return nil, err
+				}
+				if pf.Contains(a.Unmap()) {
+					return true, nil
+				}
+			}
+			return false, nil
+		}, new(func(string, []string) bool), new(func(string, []any) bool)),
+		expr.Function("is_private", func(p ...any) (any, error) { return isPrivate(str(p[0])), nil },
+			new(func(string) bool)),
+		expr.Function("is_public", func(p ...any) (any, error) { return isPublic(str(p[0])), nil },
+			new(func(string) bool)),
+		expr.Function("watchlist", func(p ...any) (any, error) {
+			return f.lookups.InWatchlist(str(p[0]), str(p[1])), nil
+		}, new(func(string, string) bool)),
+		expr.Function("watchlist_field", func(p ...any) (any, error) {
+			return f.lookups.WatchlistField(str(p[0]), str(p[1]), str(p[2])), nil
+		}, new(func(string, string, string) string)),
+		expr.Function("ti_ip", func(p ...any) (any, error) { return f.lookups.TI(TIIP, str(p[0])), nil },
+			new(func(string) bool)),
+		expr.Function("ti_domain", func(p ...any) (any, error) { return f.lookups.TI(TIDomain, str(p[0])), nil },
+			new(func(string) bool)),
+		expr.Function("ti_url", func(p ...any) (any, error) { return f.lookups.TI(TIURL, str(p[0])), nil },
+			new(func(string) bool)),
+		expr.Function("ti_hash", func(p ...any) (any, error) { return f.lookups.TI(TIHash, str(p[0])), nil },
+			new(func(string) bool)),
+		expr.Function("ti", func(p ...any) (any, error) { return f.lookups.TI("", str(p[0])), nil },
+			new(func(string) bool)),
+	}
+}
+
+// runOnce evaluates e on env with a fresh VM (tests, one-off use).
+func runOnce(e *Expr, env *Env) (any, error) {
+	if e.UsesFields {
+		_ = env.Event.DecodeFields()
+	}
+	return expr.Run(e.Program, env)
+}
