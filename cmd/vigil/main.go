@@ -120,6 +120,7 @@ func root() *cobra.Command {
 			},
 		},
 		topicsCmd(&c),
+		rulesCmd(&c),
 		configCmd(&c),
 	)
 	return cmd

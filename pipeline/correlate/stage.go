@@ -18,6 +18,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -65,11 +66,16 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	return m
 }
 
+// IdleAfter is how long a partition may go without events before it stops
+// holding back the stage watermark that idle partitions advance to.
+const IdleAfter = 30 * time.Second
+
 // Stage declares the correlate stage over the keyspaces the rules use.
 func Stage(t Topics, set *rules.Set, opts operators.Options, m *Metrics) (runtime.Stage, error) {
 	if m == nil {
 		m = NewMetrics(nil)
 	}
+	clk := newClock(IdleAfter)
 	byTopic := map[string]event.Keyspace{}
 	var inputs []string
 	for _, ks := range set.Keyspaces() {
@@ -94,7 +100,7 @@ func Stage(t Topics, set *rules.Set, opts operators.Options, m *Metrics) (runtim
 			if err != nil {
 				return nil, err
 			}
-			return &processor{ks: byTopic[p.Topic], eng: eng, alerts: t.Alerts, m: m}, nil
+			return &processor{ks: byTopic[p.Topic], eng: eng, alerts: t.Alerts, m: m, clk: clk, now: time.Now}, nil
 		},
 	}, nil
 }
@@ -105,6 +111,9 @@ type processor struct {
 	alerts string
 	m      *Metrics
 	steps  uint64
+	clk    *clock
+	now    func() time.Time
+	busy   bool // events processed since the last EndBatch
 }
 
 func (p *processor) Process(_ context.Context, rec *kgo.Record, out *runtime.Output) error {
@@ -112,6 +121,7 @@ func (p *processor) Process(_ context.Context, rec *kgo.Record, out *runtime.Out
 	if err := event.Unmarshal(rec.Value, &ev); err != nil {
 		return fmt.Errorf("decode event: %w", err)
 	}
+	p.busy = true
 	as, err := p.eng.Process(p.ks, string(rec.Key), &ev)
 	if errors.Is(err, operators.ErrLate) {
 		p.m.late.Inc()
@@ -139,7 +149,16 @@ func (p *processor) emit(as []alert.Alert, out *runtime.Output) error {
 // EndBatch fires time-driven logic up to the watermark and writes the
 // engine's in-memory state to the store, so it joins this transaction.
 func (p *processor) EndBatch(_ context.Context, out *runtime.Output) error {
-	as, err := p.eng.Advance(p.eng.Watermark())
+	now := p.now()
+	wm := p.eng.Watermark()
+	p.clk.report(p, wm, p.busy, now)
+	if !p.busy {
+		if stage, ok := p.clk.stage(now); ok && stage.After(wm) {
+			wm = stage
+		}
+	}
+	p.busy = false
+	as, err := p.eng.Advance(wm)
 	if err != nil {
 		return err
 	}
@@ -152,4 +171,7 @@ func (p *processor) EndBatch(_ context.Context, out *runtime.Output) error {
 	return p.eng.Flush()
 }
 
-func (p *processor) Close() error { return nil }
+func (p *processor) Close() error {
+	p.clk.forget(p)
+	return nil
+}

@@ -77,9 +77,10 @@ type Runner struct {
 	log   zerolog.Logger
 	m     *Metrics
 
-	mu      sync.Mutex     // guards stale
-	stale   map[tp]bool    // partitions revoked or lost since the last poll
-	workers map[tp]*worker // owned by the loop goroutine
+	mu       sync.Mutex     // guards stale and assigned
+	stale    map[tp]bool    // partitions revoked or lost since the last poll
+	assigned map[tp]bool    // partitions assigned since the last poll
+	workers  map[tp]*worker // owned by the loop goroutine
 }
 
 type tp struct {
@@ -120,12 +121,13 @@ func NewRunner(s Stage, o Options) (*Runner, error) {
 		o.Metrics = NewMetrics(nil)
 	}
 	return &Runner{
-		stage:   s,
-		opts:    o,
-		log:     o.Log.With().Str("stage", s.Name).Logger(),
-		m:       o.Metrics,
-		stale:   map[tp]bool{},
-		workers: map[tp]*worker{},
+		stage:    s,
+		opts:     o,
+		log:      o.Log.With().Str("stage", s.Name).Logger(),
+		m:        o.Metrics,
+		stale:    map[tp]bool{},
+		assigned: map[tp]bool{},
+		workers:  map[tp]*worker{},
 	}, nil
 }
 
@@ -145,6 +147,7 @@ func (r *Runner) markStale(_ context.Context, _ *kgo.Client, m map[string][]int3
 	for t, ps := range m {
 		for _, p := range ps {
 			r.stale[tp{t, p}] = true
+			delete(r.assigned, tp{t, p})
 		}
 	}
 }
@@ -159,6 +162,14 @@ func (r *Runner) clientOpts() []kgo.Opt {
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
 		kgo.OnPartitionsAssigned(func(_ context.Context, _ *kgo.Client, m map[string][]int32) {
 			r.log.Info().Interface("partitions", m).Msg("partitions assigned")
+			r.mu.Lock()
+			defer r.mu.Unlock()
+			for t, ps := range m {
+				for _, p := range ps {
+					r.assigned[tp{t, p}] = true
+					delete(r.stale, tp{t, p})
+				}
+			}
 		}),
 		kgo.OnPartitionsRevoked(r.markStale),
 		kgo.OnPartitionsLost(r.markStale),
@@ -216,7 +227,7 @@ func (r *Runner) Run(ctx context.Context) error {
 	defer func() {
 		r.closeAll()
 		if !crashed {
-			kc.Close()
+			kc.CloseAllowingRebalance()
 		}
 		r.log.Info().Msg("stage stopped")
 	}()
@@ -236,12 +247,21 @@ func (r *Runner) Run(ctx context.Context) error {
 			r.log.Warn().Err(fe.Err).Str("topic", fe.Topic).Int32("partition", fe.Partition).Msg("fetch error")
 		}
 		r.dropStale()
+		if err := r.openAssigned(ctx, adm); err != nil {
+			return Fatal(err)
+		}
 
 		// The batch runs to its end even if ctx is cancelled meanwhile:
 		// shutdown finishes in-flight work rather than aborting it.
 		bctx := context.WithoutCancel(ctx)
 		start := time.Now()
-		if err := r.batch(bctx, fetches, cl, sess, kc, adm); err != nil {
+		err := r.batch(bctx, fetches, cl, sess, kc, adm)
+		if sess == nil {
+			// At-least-once polls block rebalances until the batch's
+			// offsets are committed (or it failed).
+			kc.AllowRebalance()
+		}
+		if err != nil {
 			if errors.Is(err, ErrCrashed) {
 				crashed = true
 				r.abandon(kc)
@@ -276,6 +296,53 @@ func (r *Runner) dropStale() {
 			delete(r.workers, k)
 		}
 	}
+}
+
+// openAssigned opens the state of newly assigned stateful partitions that
+// have no records yet, so their time-driven logic (absence timers) runs
+// even while their input is silent.
+func (r *Runner) openAssigned(ctx context.Context, adm *kadm.Client) error {
+	r.mu.Lock()
+	var todo []tp
+	for k := range r.assigned {
+		if _, open := r.workers[k]; !open && r.stage.Changelog != nil && r.stage.Changelog(k.topic) != "" {
+			todo = append(todo, k)
+		}
+	}
+	r.assigned = map[tp]bool{}
+	r.mu.Unlock()
+	if len(todo) == 0 {
+		return nil
+	}
+	committed, err := adm.FetchOffsets(ctx, r.opts.Group)
+	if err != nil {
+		return fmt.Errorf("stage %s: fetch committed offsets: %w", r.stage.Name, err)
+	}
+	var topics []string
+	for _, k := range todo {
+		topics = append(topics, k.topic)
+	}
+	starts, err := adm.ListStartOffsets(ctx, topics...)
+	if err != nil {
+		return fmt.Errorf("stage %s: list start offsets: %w", r.stage.Name, err)
+	}
+	for _, k := range todo {
+		next := int64(-1)
+		if o, ok := committed.Lookup(k.topic, k.partition); ok && o.Err == nil && o.At >= 0 {
+			next = o.At
+		} else if so, ok := starts.Lookup(k.topic, k.partition); ok && so.Err == nil {
+			next = so.Offset
+		}
+		if next < 0 {
+			continue // opened on its first record instead
+		}
+		w, err := r.open(ctx, k, next, adm)
+		if err != nil {
+			return err
+		}
+		r.workers[k] = w
+	}
+	return nil
 }
 
 func (r *Runner) closeAll() {
@@ -418,7 +485,6 @@ func (r *Runner) batch(ctx context.Context, fetches kgo.Fetches, cl client, sess
 		if err := kc.CommitUncommittedOffsets(ctx); err != nil {
 			r.log.Warn().Err(err).Msg("offset commit failed; the batch will be re-delivered")
 		}
-		kc.AllowRebalance()
 	}
 	now := time.Now()
 	for _, w := range active {

@@ -306,3 +306,25 @@ func metricSum(t *testing.T, reg *prometheus.Registry, name, label string) float
 	}
 	return sum
 }
+
+// Without transactions (Event Hubs below Premium), the runner flushes
+// outputs and then commits offsets; a restart continues from there with
+// its state.
+func TestRunnerAtLeastOnce(t *testing.T) {
+	e := newEnv(t, 2)
+	alo := func(o *runtime.Options) { o.Delivery = runtime.AtLeastOnce; o.TransactionalID = "" }
+	dir := t.TempDir()
+	stop := start(e.runner(t, "alo", dir, alo))
+	produce(t, e, "a", "x", "b", "x", "a", "bad", "a", "x")
+	wantSequences(t, consume(t, e, e.out, 3), map[string]int{"a": 2, "b": 1})
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	stop = start(e.runner(t, "alo", dir, alo))
+	defer stop()
+	produce(t, e, "b", "x")
+	wantSequences(t, consume(t, e, e.out, 4), map[string]int{"a": 2, "b": 2})
+	if dlq := consume(t, e, e.dlq, 1); len(dlq) != 1 {
+		t.Errorf("dlq has %d records, want 1", len(dlq))
+	}
+}

@@ -1,0 +1,306 @@
+package config
+
+import (
+	"fmt"
+	"net"
+	"os"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/rs/zerolog"
+)
+
+// Problem is one invalid setting: the dotted key and what to do about it.
+type Problem struct {
+	Key     string
+	Message string
+}
+
+func (p Problem) String() string { return p.Key + ": " + p.Message }
+
+// Problems is every invalid setting Validate found. It is an error so
+// start-up can print all of them at once instead of one per attempt.
+type Problems []Problem
+
+func (ps Problems) Error() string {
+	lines := make([]string, len(ps))
+	for i, p := range ps {
+		lines[i] = "  " + p.String()
+	}
+	return fmt.Sprintf("invalid configuration (%d problem(s)):\n%s", len(ps), strings.Join(lines, "\n"))
+}
+
+// Keys lists the keys with problems, in order (for tests and tooling).
+func (ps Problems) Keys() []string {
+	out := make([]string, len(ps))
+	for i, p := range ps {
+		out[i] = p.Key
+	}
+	return out
+}
+
+var (
+	mechanisms  = []string{SASLPlain, SASLScramSHA256, SASLScramSHA512}
+	deliveries  = []string{ExactlyOnce, AtLeastOnce}
+	compressors = []string{"none", "gzip", "snappy", "lz4", "zstd"}
+	logLevels   = []string{"trace", "debug", "info", "warn", "error"}
+	logFormats  = []string{"json", "console"}
+	// topicChars is what Kafka allows in a topic name.
+	topicChars = regexp.MustCompile(`^[a-zA-Z0-9._-]*$`)
+)
+
+// maxTopicLen is Kafka's limit on topic name length.
+const maxTopicLen = 249
+
+// Validate checks every key and returns all problems as Problems, or nil.
+// It also checks that configured files (TLS) exist, so a typo in a path
+// stops start-up here rather than at the first connection.
+func (c *Config) Validate() error {
+	var ps Problems
+	add := func(key, format string, args ...any) {
+		ps = append(ps, Problem{Key: key, Message: fmt.Sprintf(format, args...)})
+	}
+	c.validateKafka(add)
+
+	t := c.Topics
+	switch {
+	case !topicChars.MatchString(t.Prefix):
+		add("topics.prefix", "%q has characters Kafka does not allow in topic names; use only letters, digits, '.', '_' and '-'", t.Prefix)
+	case len(t.Prefix) > 100:
+		add("topics.prefix", "is %d characters long; keep it under 100 so topic names stay under Kafka's %d", len(t.Prefix), maxTopicLen)
+	}
+	if t.Partitions < 1 {
+		add("topics.partitions", "%d is not a partition count; set it to 1 or more (partitions bound the parallelism of each stage)", t.Partitions)
+	}
+	if t.ReplicationFactor == 0 || t.ReplicationFactor < -1 {
+		add("topics.replication_factor", "%d is not a replication factor; set it to 1 or more, or -1 for the broker's default", t.ReplicationFactor)
+	}
+	if t.Retention < 0 {
+		add("topics.retention", "%s is negative; set a positive duration such as 7d, or 0 for the broker's default", t.Retention)
+	}
+	for i, s := range t.Sources {
+		if s == "" || !topicChars.MatchString(s) {
+			add(fmt.Sprintf("topics.sources[%d]", i), "%q is not usable in a topic name; use only letters, digits, '.', '_' and '-'", s)
+		}
+	}
+
+	if len(c.Stages) == 0 {
+		add("stages", "is empty; list the stages to run, e.g. %s", strings.Join(StageNames, ","))
+	}
+	seen := map[string]bool{}
+	for i, s := range c.Stages {
+		key := fmt.Sprintf("stages[%d]", i)
+		switch {
+		case !slices.Contains(StageNames, s):
+			add(key, "%q is not a stage; use %s", s, strings.Join(StageNames, ", "))
+		case seen[s]:
+			add(key, "%q is listed twice; list each stage once", s)
+		}
+		seen[s] = true
+	}
+
+	if strings.TrimSpace(c.DataDir) == "" {
+		add("data_dir", "is empty; set a directory for local state, e.g. ./vigil-data")
+	}
+	checkListen(add, "http.listen", c.HTTP.Listen, false)
+	checkListen(add, "metrics.listen", c.Metrics.Listen, true)
+	if !promName.MatchString(c.Metrics.Namespace) {
+		add("metrics.namespace", "%q is not a valid Prometheus name prefix; use letters, digits and '_', not starting with a digit", c.Metrics.Namespace)
+	}
+	if !slices.Contains(logLevels, c.Log.Level) {
+		add("log.level", "%q is not a level; use %s", c.Log.Level, strings.Join(logLevels, ", "))
+	} else if _, err := zerolog.ParseLevel(c.Log.Level); err != nil {
+		add("log.level", "%q: %v", c.Log.Level, err)
+	}
+	if !slices.Contains(logFormats, c.Log.Format) {
+		add("log.format", "%q is not a format; use json or console", c.Log.Format)
+	}
+	for i, d := range c.Rules.Dirs {
+		if strings.TrimSpace(d) == "" {
+			add(fmt.Sprintf("rules.dirs[%d]", i), "is empty; give a directory path or remove the entry")
+		}
+	}
+	if c.Rules.Lateness < 0 {
+		add("rules.lateness", "%s is negative; set 0 or a positive duration such as 5m", c.Rules.Lateness)
+	}
+	if c.Rules.MaxRetention <= 0 {
+		add("rules.max_retention", "%s must be positive; set e.g. 7d", c.Rules.MaxRetention)
+	} else if c.Rules.MaxRetention < c.Rules.Lateness {
+		add("rules.max_retention", "%s is shorter than rules.lateness (%s); raise it or lower rules.lateness", c.Rules.MaxRetention, c.Rules.Lateness)
+	}
+	checkListen(add, "dev.broker_listen", c.Dev.BrokerListen, false)
+
+	if len(ps) == 0 {
+		return nil
+	}
+	return ps
+}
+
+var promName = regexp.MustCompile(`^[a-zA-Z_][a-zA-Z0-9_]*$`)
+
+func (c *Config) validateKafka(add func(key, format string, args ...any)) {
+	k := c.Kafka
+	eh := k.EventHubsConnectionString != ""
+	if eh {
+		if _, err := ParseEventHubs(k.EventHubsConnectionString.Reveal()); err != nil {
+			add("kafka.event_hubs_connection_string", "%v", err)
+		} else {
+			if k.SASL.Mechanism != "" && k.SASL.Mechanism != SASLPlain {
+				add("kafka.sasl.mechanism", "%q conflicts with kafka.event_hubs_connection_string, which uses PLAIN; remove kafka.sasl or the connection string", k.SASL.Mechanism)
+			}
+			if k.SASL.Username != "" && k.SASL.Username != EventHubsUser {
+				add("kafka.sasl.username", "%q conflicts with kafka.event_hubs_connection_string, which uses %s; remove kafka.sasl.username", k.SASL.Username, EventHubsUser)
+			}
+			if k.SASL.Password != "" && k.SASL.Password != k.EventHubsConnectionString {
+				add("kafka.sasl.password", "is set and differs from kafka.event_hubs_connection_string; remove kafka.sasl.password")
+			}
+		}
+	}
+	if len(k.Brokers) == 0 && !eh {
+		add("kafka.brokers", "is empty; list at least one seed broker as host:port, e.g. 127.0.0.1:9092")
+	}
+	for i, b := range k.Brokers {
+		key := fmt.Sprintf("kafka.brokers[%d]", i)
+		if err := checkHostPort(b); err != nil {
+			add(key, "%q: %v; write host:port, e.g. kafka-1.example.com:9092", b, err)
+		}
+	}
+	if strings.TrimSpace(k.ClientID) == "" {
+		add("kafka.client_id", "is empty; set a name such as vigil")
+	}
+	if !slices.Contains(deliveries, k.Delivery) {
+		add("kafka.delivery", "%q is not a delivery mode; use exactly_once (Kafka transactions) or at_least_once (brokers without transactions, e.g. Event Hubs below Premium)", k.Delivery)
+	}
+	if k.Delivery == ExactlyOnce && strings.TrimSpace(k.TransactionalIDPrefix) == "" {
+		add("kafka.transactional_id_prefix", "is empty but kafka.delivery is exactly_once; set a prefix unique to this deployment, e.g. vigil")
+	}
+	if k.Compression != "" && !slices.Contains(compressors, k.Compression) {
+		add("kafka.compression", "%q is not a codec; use one of %s, or leave it empty", k.Compression, strings.Join(compressors, ", "))
+	}
+
+	m := k.SASL.Mechanism
+	switch {
+	case m == "" && !eh:
+		if k.SASL.Username != "" || k.SASL.Password != "" {
+			add("kafka.sasl.mechanism", "is empty but kafka.sasl.username or password is set; set it to one of %s, or remove the credentials", strings.Join(mechanisms, ", "))
+		}
+	case m != "" && !slices.Contains(mechanisms, m):
+		hint := ""
+		if up := strings.ToUpper(m); slices.Contains(mechanisms, up) {
+			hint = fmt.Sprintf(" (write it as %s)", up)
+		}
+		add("kafka.sasl.mechanism", "%q is not one of %s%s; set it to one of them or leave it empty for no SASL", m, strings.Join(mechanisms, ", "), hint)
+	case m != "" && !eh:
+		if k.SASL.Username == "" {
+			add("kafka.sasl.username", "is empty but kafka.sasl.mechanism is %s; set the user name", m)
+		}
+		if k.SASL.Password == "" {
+			add("kafka.sasl.password", "is empty but kafka.sasl.mechanism is %s; set it or VIGIL_KAFKA_SASL_PASSWORD(_FILE)", m)
+		}
+	}
+
+	tl := k.TLS
+	if !tl.Enabled && !eh {
+		for _, f := range []struct{ key, v string }{
+			{"kafka.tls.ca_file", tl.CAFile}, {"kafka.tls.cert_file", tl.CertFile},
+			{"kafka.tls.key_file", tl.KeyFile}, {"kafka.tls.server_name", tl.ServerName},
+		} {
+			if f.v != "" {
+				add(f.key, "is set but kafka.tls.enabled is false; set kafka.tls.enabled: true or remove %s", f.key)
+			}
+		}
+		if tl.InsecureSkipVerify {
+			add("kafka.tls.insecure_skip_verify", "is true but kafka.tls.enabled is false; set kafka.tls.enabled: true or remove it")
+		}
+	}
+	if (tl.CertFile == "") != (tl.KeyFile == "") {
+		if tl.CertFile == "" {
+			add("kafka.tls.cert_file", "is empty but kafka.tls.key_file is set; client certificates need both")
+		} else {
+			add("kafka.tls.key_file", "is empty but kafka.tls.cert_file is set; client certificates need both")
+		}
+	}
+	for _, f := range []struct{ key, path string }{
+		{"kafka.tls.ca_file", tl.CAFile}, {"kafka.tls.cert_file", tl.CertFile}, {"kafka.tls.key_file", tl.KeyFile},
+	} {
+		if f.path == "" {
+			continue
+		}
+		if st, err := os.Stat(f.path); err != nil {
+			add(f.key, "cannot read %s: %v; fix the path", f.path, unwrapPathErr(err))
+		} else if st.IsDir() {
+			add(f.key, "%s is a directory; give the PEM file", f.path)
+		}
+	}
+}
+
+func unwrapPathErr(err error) error {
+	if pe, ok := err.(*os.PathError); ok {
+		return pe.Err
+	}
+	return err
+}
+
+func checkHostPort(s string) error {
+	host, port, err := net.SplitHostPort(s)
+	if err != nil || host == "" {
+		return fmt.Errorf("not host:port")
+	}
+	n, err := strconv.Atoi(port)
+	if err != nil || n < 1 || n > 65535 {
+		return fmt.Errorf("port %q is not a number from 1 to 65535", port)
+	}
+	return nil
+}
+
+func checkListen(add func(key, format string, args ...any), key, v string, emptyOK bool) {
+	if v == "" {
+		if !emptyOK {
+			add(key, "is empty; set host:port, e.g. 127.0.0.1:8080")
+		}
+		return
+	}
+	_, port, err := net.SplitHostPort(v)
+	if err != nil {
+		add(key, "%q is not host:port; write e.g. 127.0.0.1:8080 (or :8080 for all interfaces)", v)
+		return
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
+		add(key, "%q: port %q is not a number from 0 to 65535", v, port)
+	}
+}
+
+// Warnings lists settings that are valid but probably not what was meant:
+// environment variables that matched no key, credentials sent without TLS,
+// an unauthenticated API on a non-loopback address, exactly-once on Event
+// Hubs. Start-up logs each one.
+func (c *Config) Warnings() []string {
+	w := append([]string(nil), c.envWarnings...)
+	if c.Kafka.SASL.Mechanism == SASLPlain && !c.Kafka.TLS.Enabled {
+		w = append(w, "kafka.sasl.mechanism is PLAIN without kafka.tls.enabled: the password crosses the network in clear text")
+	}
+	if c.Kafka.TLS.InsecureSkipVerify {
+		w = append(w, "kafka.tls.insecure_skip_verify is true: the broker's certificate is not checked")
+	}
+	if c.Kafka.IsEventHubs() && c.Kafka.Delivery == ExactlyOnce {
+		w = append(w, "kafka.delivery is exactly_once on Azure Event Hubs: transactions need the Premium or Dedicated tier; set kafka.delivery: at_least_once otherwise")
+	}
+	if c.HTTP.Token == "" && !isLoopback(c.HTTP.Listen) {
+		w = append(w, fmt.Sprintf("http.listen is %s with no http.token: the API is open to the network; set http.token or listen on 127.0.0.1", c.HTTP.Listen))
+	}
+	return w
+}
+
+func isLoopback(listen string) bool {
+	host, _, err := net.SplitHostPort(listen)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
