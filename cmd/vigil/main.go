@@ -109,7 +109,11 @@ func root() *cobra.Command {
 				}
 				ctx, stop := signalContext()
 				defer stop()
-				addr, httpDone, err := app.Serve(ctx, cfg.HTTP.Listen, a.Handler(nil))
+				ingest, err := a.Ingest(ctx)
+				if err != nil {
+					return err
+				}
+				addr, httpDone, err := app.Serve(ctx, cfg.HTTP.Listen, a.Handler(ingest))
 				if err != nil {
 					return err
 				}
@@ -146,7 +150,7 @@ func topicsCmd(c *common) *cobra.Command {
 				return err
 			}
 			for _, t := range a.Topics() {
-				fmt.Printf("%-48s partitions=%d compact=%v\n", t.Name, t.Partitions, t.Compact)
+				fmt.Printf("%-48s partitions=%d compact=%v\n", t.Name, t.Partitions, t.Compacted())
 			}
 			return nil
 		},

@@ -12,6 +12,11 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/vigil-sec/vigil/pipeline/connector"
+	"github.com/vigil-sec/vigil/pipeline/connector/httpingest"
+	"github.com/vigil-sec/vigil/pipeline/kafka"
 )
 
 // Handler returns the process's HTTP handler:
@@ -97,4 +102,22 @@ func Serve(ctx context.Context, addr string, h http.Handler) (bound string, done
 		_ = srv.Shutdown(sctx)
 	}()
 	return ln.Addr().String(), ch, nil
+}
+
+// Ingest returns the HTTP ingest handler, producing to raw.<source> with a
+// client of its own that closes when ctx ends.
+func (a *App) Ingest(ctx context.Context) (http.Handler, error) {
+	opts := append(a.ClientOpts(), kafka.Metrics(a.Registry, "vigil", "ingest"))
+	cl, err := kgo.NewClient(opts...)
+	if err != nil {
+		return nil, err
+	}
+	context.AfterFunc(ctx, cl.Close)
+	return httpingest.NewHandler(cl, httpingest.Options{
+		Prefix:  a.Cfg.Topics.Prefix,
+		Token:   a.Cfg.HTTP.Token,
+		Sources: a.Sources(),
+		Metrics: connector.NewMetrics(a.Registry),
+		Logger:  a.Log,
+	})
 }

@@ -178,7 +178,7 @@ func Defaults() *Config {
 		Rules: Rules{
 			Dirs:         []string{"rules/library"},
 			Lateness:     Duration(5 * time.Minute),
-			MaxRetention: Duration(7 * 24 * time.Hour),
+			MaxRetention: Duration(30 * 24 * time.Hour),
 		},
 		Dev: Dev{BrokerListen: "127.0.0.1:9092", Demo: true},
 	}

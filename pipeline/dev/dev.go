@@ -69,7 +69,11 @@ func Run(ctx context.Context, cfg *config.Config, log zerolog.Logger, out io.Wri
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	addr, httpDone, err := app.Serve(ctx, cfg.HTTP.Listen, a.Handler(nil))
+	ingest, err := a.Ingest(ctx)
+	if err != nil {
+		return err
+	}
+	addr, httpDone, err := app.Serve(ctx, cfg.HTTP.Listen, a.Handler(ingest))
 	if err != nil {
 		return err
 	}

@@ -1,0 +1,108 @@
+// Package benchmarks measures Vigil as a whole: the pipeline end to end
+// through a Kafka broker, fed by the load generator. Per-component
+// benchmarks live beside their code (normalize, operators, event codec).
+//
+//	make bench BENCH=Pipeline BENCH_PKGS=./benchmarks/
+package benchmarks
+
+import (
+	"context"
+	"path/filepath"
+	"runtime"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/rs/zerolog"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/vigil-sec/vigil/benchmarks/loadgen"
+	"github.com/vigil-sec/vigil/pipeline/app"
+	"github.com/vigil-sec/vigil/pipeline/config"
+	"github.com/vigil-sec/vigil/pipeline/kafkatest"
+)
+
+func TestMain(m *testing.M) { kafkatest.Main(m) }
+
+func repoRoot() string {
+	_, file, _, _ := runtime.Caller(0)
+	return filepath.Join(filepath.Dir(file), "..")
+}
+
+// counter sums a counter family over the series whose "stage" label is stage.
+func counter(reg *prometheus.Registry, name, stage string) float64 {
+	mfs, _ := reg.Gather()
+	var sum float64
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "stage" && l.GetValue() == stage {
+					sum += m.GetCounter().GetValue()
+				}
+			}
+		}
+	}
+	return sum
+}
+
+// BenchmarkPipeline produces b.N raw messages of the generator's mix and
+// measures until the correlate stage has consumed every event normalize
+// wrote: raw → normalize → events.* → correlate → alerts → incident, with
+// transactions, changelogs and Pebble state. Reports raw messages/s.
+func BenchmarkPipeline(b *testing.B) {
+	cfg := config.Defaults()
+	cfg.Kafka.Brokers = kafkatest.Brokers(b)
+	cfg.Topics.Prefix = kafkatest.TopicPrefix(b)
+	cfg.Topics.Partitions = 4
+	cfg.Kafka.TransactionalIDPrefix = cfg.Topics.Prefix + "txn"
+	cfg.DataDir = b.TempDir()
+	cfg.Rules.Dirs = []string{filepath.Join(repoRoot(), "rules", "library")}
+	cfg.Rules.Lateness = config.Duration(time.Hour)
+	a, err := app.New(cfg, zerolog.Nop())
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- a.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	for !a.Ready() {
+		time.Sleep(10 * time.Millisecond)
+	}
+	cl, err := kgo.NewClient(append(a.ClientOpts(), kgo.ProducerLinger(5*time.Millisecond))...)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer cl.Close()
+	gen := loadgen.New(1, 5000, 2000)
+	t0 := time.Now().Add(-time.Hour)
+	recs := make([]*kgo.Record, b.N)
+	for i := range recs {
+		r := gen.Next(t0.Add(time.Duration(i) * time.Millisecond))
+		recs[i] = &kgo.Record{Topic: cfg.Topics.Raw(r.Source), Value: r.Value}
+	}
+	b.ResetTimer()
+	start := time.Now()
+	if err := cl.ProduceSync(ctx, recs...).FirstErr(); err != nil {
+		b.Fatal(err)
+	}
+	for {
+		in := counter(a.Registry, "vigil_records_in_total", "normalize")
+		written := counter(a.Registry, "vigil_records_out_total", "normalize")
+		corr := counter(a.Registry, "vigil_records_in_total", "correlate")
+		if in >= float64(b.N) && corr > 0 && corr >= written-counter(a.Registry, "vigil_records_dlq_total", "normalize") {
+			break
+		}
+		if time.Since(start) > 10*time.Minute {
+			b.Fatalf("pipeline did not drain: normalize in %v, correlate in %v", in, corr)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	el := time.Since(start)
+	b.StopTimer()
+	b.ReportMetric(float64(b.N)/el.Seconds(), "msgs/s")
+	b.ReportMetric(counter(a.Registry, "vigil_records_in_total", "correlate")/el.Seconds(), "keyed-events/s")
+}

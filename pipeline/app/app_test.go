@@ -1,0 +1,197 @@
+package app_test
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/vigil-sec/vigil/pipeline/app"
+	"github.com/vigil-sec/vigil/pipeline/config"
+	"github.com/vigil-sec/vigil/pipeline/dev"
+	"github.com/vigil-sec/vigil/pipeline/incident"
+	"github.com/vigil-sec/vigil/pipeline/kafkatest"
+	vrt "github.com/vigil-sec/vigil/pipeline/runtime"
+)
+
+func TestMain(m *testing.M) { kafkatest.Main(m) }
+
+func repoRoot() string {
+	_, file, _, _ := runtime.Caller(0)
+	return filepath.Join(filepath.Dir(file), "..", "..")
+}
+
+// newApp configures an app on the test broker with its own topic prefix.
+func newApp(t *testing.T) *app.App {
+	t.Helper()
+	cfg := config.Defaults()
+	cfg.Kafka.Brokers = kafkatest.Brokers(t)
+	cfg.Topics.Prefix = kafkatest.TopicPrefix(t)
+	cfg.Topics.Partitions = 2
+	cfg.Kafka.TransactionalIDPrefix = cfg.Topics.Prefix + "txn"
+	cfg.DataDir = t.TempDir()
+	cfg.Rules.Dirs = []string{filepath.Join(repoRoot(), "rules", "library")}
+	cfg.HTTP.Token = "test-token"
+	a, err := app.New(cfg, zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a
+}
+
+func runApp(t *testing.T, a *app.App) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- a.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("app stopped with %v", err)
+		}
+	})
+	deadline := time.Now().Add(30 * time.Second)
+	for !a.Ready() {
+		if time.Now().After(deadline) {
+			t.Fatal("app not ready within 30s")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// waitIncident consumes the incidents topic until an incident satisfies ok.
+func waitIncident(t *testing.T, a *app.App, ok func(*incident.Incident) bool) *incident.Incident {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 45*time.Second)
+	defer cancel()
+	var found *incident.Incident
+	_ = incident.Watch(ctx, a.ClientOpts(), a.Cfg.Topics.Incidents(), func(in *incident.Incident) {
+		if found == nil && ok(in) {
+			found = in
+			cancel()
+		}
+	})
+	if found == nil {
+		t.Fatal("no matching incident on the incidents topic within 45s")
+	}
+	return found
+}
+
+// A Defender XDR DeviceProcessEvents record in its streaming-API envelope,
+// produced to raw.defender, comes out as an incident on the incidents
+// topic, with the user, the device and the ATT&CK technique of the rule.
+func TestProcessEventBecomesIncident(t *testing.T) {
+	a := newApp(t)
+	runApp(t, a)
+	recs, err := dev.DemoRecords(a.Cfg.Topics, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var proc *kgo.Record
+	for _, r := range recs {
+		if strings.Contains(string(r.Value), "AdvancedHunting-DeviceProcessEvents") {
+			proc = r
+		}
+	}
+	if proc == nil {
+		t.Fatal("demo has no DeviceProcessEvents record")
+	}
+	cl := kafkatest.Client(t)
+	// A malformed record first: it must go to the DLQ and not stop the stage.
+	bad := &kgo.Record{Topic: a.Cfg.Topics.Raw("defender"), Value: []byte(`{"records":[{"category":"AdvancedHunting-DeviceProcessEvents","properties":`)}
+	if err := cl.ProduceSync(context.Background(), bad, proc).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	in := waitIncident(t, a, func(in *incident.Incident) bool {
+		return strings.Contains(strings.Join(in.Rules, ","), "endpoint.encoded_powershell")
+	})
+	ents := map[string]bool{}
+	for _, e := range in.Entities {
+		ents[string(e.Type)+"="+e.Value] = true
+	}
+	if !ents["device=ws-fin-07.fabrikam-demo.example"] {
+		t.Errorf("incident entities %v lack the device", in.Entities)
+	}
+	if !strings.Contains(strings.Join(in.Techniques, ","), "T1059.001") {
+		t.Errorf("incident techniques %v lack T1059.001", in.Techniques)
+	}
+	if len(in.Alerts) == 0 || len(in.Alerts[0].Steps) == 0 || in.Alerts[0].Steps[0].Events[0].Process.Name != "powershell.exe" {
+		t.Errorf("incident does not carry the matched process event: %+v", in.Alerts)
+	}
+
+	// The malformed record is in the DLQ with its reason and original bytes.
+	dl := kafkatest.Client(t, kgo.ConsumeTopics(a.Cfg.Topics.DLQ()), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()))
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	var got *kgo.Record
+	for got == nil && ctx.Err() == nil {
+		dl.PollFetches(ctx).EachRecord(func(r *kgo.Record) {
+			if got == nil {
+				got = r
+			}
+		})
+	}
+	if got == nil {
+		t.Fatal("malformed record never reached the DLQ")
+	}
+	if string(got.Value) != string(bad.Value) {
+		t.Errorf("DLQ value = %q, want the original bytes %q", got.Value, bad.Value)
+	}
+	h := map[string]string{}
+	for _, x := range got.Headers {
+		h[x.Key] = string(x.Value)
+	}
+	if h[vrt.HeaderStage] != "normalize" || h[vrt.HeaderError] == "" || h[vrt.HeaderTopic] != a.Cfg.Topics.Raw("defender") {
+		t.Errorf("DLQ headers = %v", h)
+	}
+
+	// The API serves the incident, behind the token.
+	srv := httptest.NewServer(a.Handler(nil))
+	defer srv.Close()
+	resp, err := http.Get(srv.URL + "/api/v1/incidents")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusUnauthorized {
+		t.Errorf("API without token: %d, want 401", resp.StatusCode)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		req, _ := http.NewRequest("GET", srv.URL+"/api/v1/incidents/"+in.ID, nil)
+		req.Header.Set("Authorization", "Bearer test-token")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got incident.Incident
+		_ = json.NewDecoder(resp.Body).Decode(&got)
+		resp.Body.Close()
+		if resp.StatusCode == http.StatusOK && got.ID == in.ID {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("API never served incident %s (last status %d)", in.ID, resp.StatusCode)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	for _, path := range []string{"/healthz", "/readyz", "/metrics"} {
+		resp, err := http.Get(srv.URL + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Errorf("GET %s = %d", path, resp.StatusCode)
+		}
+	}
+}

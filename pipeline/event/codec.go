@@ -1,0 +1,632 @@
+package event
+
+// The internal encoding of events on the events.<keyspace> topics.
+//
+// # Why this format
+//
+// Normalize writes every event once per keyspace and correlate decodes
+// every record it consumes, so the encoding sits on the hot path of both
+// stages. DESIGN.md asks for a compact, versioned encoding chosen by a
+// benchmark. Candidates, measured by codec_bench_test.go on two realistic
+// events (a DeviceProcessEvents-like endpoint event with a 1.2 KB Raw, and a
+// small NSG flow event):
+//
+//   - encoding/json (the baseline),
+//   - github.com/fxamacker/cbor/v2 and github.com/vmihailenco/msgpack/v5
+//     (well-kept, reflection-based, both with the struct's json tags),
+//   - this file: a hand-written, tagged binary encoding built on
+//     encoding/binary varints.
+//
+// BENCHMARK-TABLE
+//
+// # Format, version 1
+//
+//	record  = version(1 byte, = 1) field*
+//	field   = key value
+//	key     = uvarint(number<<2 | wiretype)
+//	wiretype 0 (varint): value = uvarint; signed integers are zig-zag encoded
+//	wiretype 1 (bytes):  value = uvarint(len) len bytes
+//	wiretype 2 (time):   value = varint(unix seconds) uvarint(nanoseconds)
+//
+// Fields whose value is zero are not written, so a flow event with eight set
+// fields costs eight fields, not forty. Each element of a Related slice is
+// one field of its own (repeated key). The field numbers are in the table
+// below; a number is never reused once released.
+//
+// Evolution: a decoder skips a field whose number it does not know (its wire
+// type says how long it is), so adding a field to Event needs only a new
+// number here, and a worker of the previous release still reads the records
+// of the next one during a rolling upgrade. The version byte changes only on
+// an incompatible change (a number reused, a wire type changed); a decoder
+// refuses a version it does not know with ErrUnknownVersion, and the record
+// goes to the DLQ rather than being misread.
+//
+// # What a round trip keeps
+//
+// Every field but Fields (it is derived from Raw by DecodeFields). Times keep
+// their instant to the nanosecond and come back in UTC (Event times are UTC
+// by contract); the zero time stays the zero time. An empty, non-nil slice
+// (Related, Raw) comes back nil.
+//
+// # Ownership
+//
+// Marshal and AppendMarshal do not retain e or any part of it. The event
+// filled by Unmarshal does not alias b: strings are copied, and Raw is a copy
+// of its bytes in a slice of its own. The caller may reuse b (a Kafka fetch
+// buffer, a Pebble value) as soon as Unmarshal returns.
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math"
+	"strings"
+	"time"
+)
+
+// CodecVersion is the format version that Marshal writes as the first byte.
+const CodecVersion = 1
+
+var (
+	// ErrUnknownVersion means the record was written in a format this
+	// build does not know: a newer release wrote it, so upgrade the reader
+	// (the record itself is fine and should be kept, e.g. in the DLQ).
+	ErrUnknownVersion = errors.New("event: unknown encoding version")
+	// ErrMalformed means the record is truncated or corrupt.
+	ErrMalformed = errors.New("event: malformed encoding")
+)
+
+// Wire types.
+const (
+	wireVarint = 0
+	wireBytes  = 1
+	wireTime   = 2
+)
+
+// Field numbers of format version 1. Never reuse or renumber one: records
+// written by earlier releases live on in topics and changelogs.
+const (
+	fID       = 1
+	fTime     = 2
+	fReceived = 3
+	fSource   = 4
+	fCategory = 5
+	fType     = 6
+	fAction   = 7
+	fOutcome  = 8
+	fSeverity = 9
+	fTitle    = 10
+	fUser     = 11
+	fUserID   = 12
+	fDevice   = 13
+	fDeviceID = 14
+	fSrcIP    = 15
+	fDstIP    = 16
+	fSrcPort  = 17
+	fDstPort  = 18
+	fProtocol = 19
+	fResource = 20
+	fApp      = 21
+	fURL      = 22
+	fDomain   = 23
+	fCountry  = 24
+	fBytesIn  = 25
+	fBytesOut = 26
+
+	fProcName              = 32
+	fProcPath              = 33
+	fProcCommandLine       = 34
+	fProcPID               = 35
+	fProcSHA256            = 36
+	fProcSHA1              = 37
+	fProcMD5               = 38
+	fProcParentName        = 39
+	fProcParentCommandLine = 40
+	fProcParentPID         = 41
+
+	fFileName   = 48
+	fFilePath   = 49
+	fFileSHA256 = 50
+	fFileSHA1   = 51
+	fFileMD5    = 52
+	fFileSize   = 53
+
+	fRelatedUsers   = 56
+	fRelatedDevices = 57
+	fRelatedIPs     = 58
+
+	fRaw = 63
+)
+
+// Marshal encodes e in the internal format. It fails only on a time whose
+// nanoseconds are out of range, which time.Time never produces; the error
+// return keeps room for limits a later version may enforce.
+func Marshal(e *Event) ([]byte, error) {
+	return AppendMarshal(make([]byte, 0, encodedSizeHint(e)), e)
+}
+
+// AppendMarshal appends the encoding of e to dst and returns the extended
+// slice, so a caller can reuse one buffer for every event it writes.
+func AppendMarshal(dst []byte, e *Event) ([]byte, error) {
+	b := append(dst, CodecVersion)
+	b = appendString(b, fID, e.ID)
+	b = appendTime(b, fTime, e.Time)
+	b = appendTime(b, fReceived, e.Received)
+	b = appendString(b, fSource, e.Source)
+	b = appendString(b, fCategory, string(e.Category))
+	b = appendString(b, fType, e.Type)
+	b = appendString(b, fAction, e.Action)
+	b = appendString(b, fOutcome, string(e.Outcome))
+	b = appendString(b, fSeverity, e.Severity)
+	b = appendString(b, fTitle, e.Title)
+	b = appendString(b, fUser, e.User)
+	b = appendString(b, fUserID, e.UserID)
+	b = appendString(b, fDevice, e.Device)
+	b = appendString(b, fDeviceID, e.DeviceID)
+	b = appendString(b, fSrcIP, e.SrcIP)
+	b = appendString(b, fDstIP, e.DstIP)
+	b = appendInt(b, fSrcPort, int64(e.SrcPort))
+	b = appendInt(b, fDstPort, int64(e.DstPort))
+	b = appendString(b, fProtocol, e.Protocol)
+	b = appendString(b, fResource, e.Resource)
+	b = appendString(b, fApp, e.App)
+	b = appendString(b, fURL, e.URL)
+	b = appendString(b, fDomain, e.Domain)
+	b = appendString(b, fCountry, e.Country)
+	b = appendInt(b, fBytesIn, e.BytesIn)
+	b = appendInt(b, fBytesOut, e.BytesOut)
+
+	p := &e.Process
+	b = appendString(b, fProcName, p.Name)
+	b = appendString(b, fProcPath, p.Path)
+	b = appendString(b, fProcCommandLine, p.CommandLine)
+	b = appendInt(b, fProcPID, p.PID)
+	b = appendString(b, fProcSHA256, p.SHA256)
+	b = appendString(b, fProcSHA1, p.SHA1)
+	b = appendString(b, fProcMD5, p.MD5)
+	b = appendString(b, fProcParentName, p.ParentName)
+	b = appendString(b, fProcParentCommandLine, p.ParentCommandLine)
+	b = appendInt(b, fProcParentPID, p.ParentPID)
+
+	f := &e.File
+	b = appendString(b, fFileName, f.Name)
+	b = appendString(b, fFilePath, f.Path)
+	b = appendString(b, fFileSHA256, f.SHA256)
+	b = appendString(b, fFileSHA1, f.SHA1)
+	b = appendString(b, fFileMD5, f.MD5)
+	b = appendInt(b, fFileSize, f.Size)
+
+	b = appendStrings(b, fRelatedUsers, e.Related.Users)
+	b = appendStrings(b, fRelatedDevices, e.Related.Devices)
+	b = appendStrings(b, fRelatedIPs, e.Related.IPs)
+
+	if len(e.Raw) > 0 {
+		b = appendKey(b, fRaw, wireBytes)
+		b = binary.AppendUvarint(b, uint64(len(e.Raw)))
+		b = append(b, e.Raw...)
+	}
+	return b, nil
+}
+
+// encodedSizeHint is a cheap upper-bound guess of the encoded size, so that
+// Marshal allocates once for typical events.
+func encodedSizeHint(e *Event) int {
+	n := 64 + len(e.ID) + len(e.Source) + len(e.Action) + len(e.Title) + len(e.User) + len(e.UserID) +
+		len(e.Device) + len(e.DeviceID) + len(e.SrcIP) + len(e.DstIP) + len(e.Resource) + len(e.URL) +
+		len(e.Domain) + len(e.App) + len(e.Raw)
+	p := &e.Process
+	n += len(p.Name) + len(p.Path) + len(p.CommandLine) + len(p.SHA256) + len(p.SHA1) + len(p.MD5) +
+		len(p.ParentName) + len(p.ParentCommandLine)
+	n += len(e.File.Name) + len(e.File.Path) + len(e.File.SHA256) + len(e.File.SHA1) + len(e.File.MD5)
+	for _, l := range [][]string{e.Related.Users, e.Related.Devices, e.Related.IPs} {
+		for _, s := range l {
+			n += 4 + len(s)
+		}
+	}
+	return n + 64
+}
+
+func appendKey(b []byte, num, wire uint64) []byte {
+	return binary.AppendUvarint(b, num<<2|wire)
+}
+
+func appendString(b []byte, num uint64, s string) []byte {
+	if s == "" {
+		return b
+	}
+	b = appendKey(b, num, wireBytes)
+	b = binary.AppendUvarint(b, uint64(len(s)))
+	return append(b, s...)
+}
+
+// appendStrings writes one field per element, empty strings included, so
+// the slice comes back with the same length.
+func appendStrings(b []byte, num uint64, l []string) []byte {
+	for _, s := range l {
+		b = appendKey(b, num, wireBytes)
+		b = binary.AppendUvarint(b, uint64(len(s)))
+		b = append(b, s...)
+	}
+	return b
+}
+
+func appendInt(b []byte, num uint64, v int64) []byte {
+	if v == 0 {
+		return b
+	}
+	b = appendKey(b, num, wireVarint)
+	return binary.AppendVarint(b, v)
+}
+
+func appendTime(b []byte, num uint64, t time.Time) []byte {
+	if t.IsZero() {
+		return b
+	}
+	b = appendKey(b, num, wireTime)
+	b = binary.AppendVarint(b, t.Unix())
+	return binary.AppendUvarint(b, uint64(t.Nanosecond()))
+}
+
+// Unmarshal decodes a record written by Marshal into e, overwriting every
+// field of e (Fields is reset to nil). The decoded event does not alias b.
+// On error e holds whatever was decoded before the error and must not be
+// used; the error wraps ErrUnknownVersion or ErrMalformed.
+//
+// Allocation: the strings of one event share one backing array (a single
+// allocation instead of one per field), the Related slices share another,
+// and Raw has its own. Holding on to any one string of the event keeps that
+// array (the event's strings, a few hundred bytes) alive, not Raw and not b.
+func Unmarshal(b []byte, e *Event) error {
+	*e = Event{}
+	if len(b) == 0 {
+		return fmt.Errorf("%w: empty record", ErrMalformed)
+	}
+	if b[0] != CodecVersion {
+		return fmt.Errorf("%w: %d (this build reads %d)", ErrUnknownVersion, b[0], CodecVersion)
+	}
+	// Pass 1 checks the framing and sizes the allocations of pass 2.
+	d := decoder{b: b, off: 1}
+	var strBytes, nUsers, nDevices, nIPs int
+	for d.off < len(d.b) {
+		start := d.off
+		key, err := d.uvarint()
+		if err != nil {
+			return d.fail(start, "key", err)
+		}
+		num, wire := key>>2, key&3
+		if wire != wireBytes {
+			if err := d.skip(wire); err != nil {
+				return d.fail(start, fmt.Sprintf("field %d", num), err)
+			}
+			continue
+		}
+		v, err := d.bytes()
+		if err != nil {
+			return d.fail(start, fmt.Sprintf("field %d", num), err)
+		}
+		switch num {
+		case fRaw:
+			continue
+		case fRelatedUsers:
+			nUsers++
+		case fRelatedDevices:
+			nDevices++
+		case fRelatedIPs:
+			nIPs++
+		}
+		strBytes += len(v)
+	}
+
+	d.off = 1
+	d.strs.Grow(strBytes)
+	if n := nUsers + nDevices + nIPs; n > 0 {
+		all := make([]string, 0, n)
+		d.users = all[0:0:nUsers]
+		d.devices = all[nUsers : nUsers : nUsers+nDevices]
+		d.ips = all[nUsers+nDevices : nUsers+nDevices : n]
+	}
+	for d.off < len(d.b) {
+		start := d.off
+		key, err := d.uvarint()
+		if err != nil {
+			return d.fail(start, "key", err)
+		}
+		num, wire := key>>2, key&3
+		if err := d.field(e, num, wire); err != nil {
+			return d.fail(start, fmt.Sprintf("field %d", num), err)
+		}
+	}
+	// Windows left empty stay nil, as Marshal saw them.
+	if len(d.users) > 0 {
+		e.Related.Users = d.users
+	}
+	if len(d.devices) > 0 {
+		e.Related.Devices = d.devices
+	}
+	if len(d.ips) > 0 {
+		e.Related.IPs = d.ips
+	}
+	return nil
+}
+
+type decoder struct {
+	b   []byte
+	off int
+	// strs is the event's string arena: a strings.Builder only appends,
+	// so a string taken from it stays valid and immutable, and with the
+	// capacity reserved by pass 1 it is one allocation.
+	strs strings.Builder
+	// users, devices, ips are zero-length windows on one backing array,
+	// each with the capacity pass 1 counted.
+	users, devices, ips []string
+}
+
+func (d *decoder) fail(at int, what string, err error) error {
+	return fmt.Errorf("%w: offset %d: %s: %w", ErrMalformed, at, what, err)
+}
+
+var (
+	errTruncated = errors.New("truncated")
+	errOverflow  = errors.New("varint overflows 64 bits")
+)
+
+func (d *decoder) uvarint() (uint64, error) {
+	v, n := binary.Uvarint(d.b[d.off:])
+	switch {
+	case n == 0:
+		return 0, errTruncated
+	case n < 0:
+		return 0, errOverflow
+	}
+	d.off += n
+	return v, nil
+}
+
+func (d *decoder) varint() (int64, error) {
+	v, n := binary.Varint(d.b[d.off:])
+	switch {
+	case n == 0:
+		return 0, errTruncated
+	case n < 0:
+		return 0, errOverflow
+	}
+	d.off += n
+	return v, nil
+}
+
+// bytes returns the next length-prefixed value, aliasing d.b.
+func (d *decoder) bytes() ([]byte, error) {
+	n, err := d.uvarint()
+	if err != nil {
+		return nil, err
+	}
+	if n > uint64(len(d.b)-d.off) {
+		return nil, fmt.Errorf("length %d exceeds the %d bytes left: %w", n, len(d.b)-d.off, errTruncated)
+	}
+	v := d.b[d.off : d.off+int(n)]
+	d.off += int(n)
+	return v, nil
+}
+
+func (d *decoder) time() (time.Time, error) {
+	sec, err := d.varint()
+	if err != nil {
+		return time.Time{}, err
+	}
+	nsec, err := d.uvarint()
+	if err != nil {
+		return time.Time{}, err
+	}
+	if nsec >= 1e9 {
+		return time.Time{}, fmt.Errorf("nanoseconds %d out of range", nsec)
+	}
+	return time.Unix(sec, int64(nsec)).UTC(), nil
+}
+
+// skip steps over the value of a field this build does not know.
+func (d *decoder) skip(wire uint64) error {
+	var err error
+	switch wire {
+	case wireVarint:
+		_, err = d.uvarint()
+	case wireBytes:
+		_, err = d.bytes()
+	case wireTime:
+		_, err = d.time()
+	default:
+		err = fmt.Errorf("unknown wire type %d", wire)
+	}
+	return err
+}
+
+// field decodes the value of field num into e. Known fields must carry the
+// wire type this version assigns them.
+func (d *decoder) field(e *Event, num, wire uint64) error {
+	var (
+		s    *string    // string field to fill
+		i    *int64     // int64 field to fill
+		ip   *int       // int field to fill
+		t    *time.Time // time field to fill
+		list *[]string  // repeated string field to append to
+	)
+	switch num {
+	case fID:
+		s = &e.ID
+	case fTime:
+		t = &e.Time
+	case fReceived:
+		t = &e.Received
+	case fSource:
+		s = &e.Source
+	case fCategory:
+		var v string
+		if err := d.str(wire, &v); err != nil {
+			return err
+		}
+		e.Category = Category(v)
+		return nil
+	case fType:
+		s = &e.Type
+	case fAction:
+		s = &e.Action
+	case fOutcome:
+		var v string
+		if err := d.str(wire, &v); err != nil {
+			return err
+		}
+		e.Outcome = Outcome(v)
+		return nil
+	case fSeverity:
+		s = &e.Severity
+	case fTitle:
+		s = &e.Title
+	case fUser:
+		s = &e.User
+	case fUserID:
+		s = &e.UserID
+	case fDevice:
+		s = &e.Device
+	case fDeviceID:
+		s = &e.DeviceID
+	case fSrcIP:
+		s = &e.SrcIP
+	case fDstIP:
+		s = &e.DstIP
+	case fSrcPort:
+		ip = &e.SrcPort
+	case fDstPort:
+		ip = &e.DstPort
+	case fProtocol:
+		s = &e.Protocol
+	case fResource:
+		s = &e.Resource
+	case fApp:
+		s = &e.App
+	case fURL:
+		s = &e.URL
+	case fDomain:
+		s = &e.Domain
+	case fCountry:
+		s = &e.Country
+	case fBytesIn:
+		i = &e.BytesIn
+	case fBytesOut:
+		i = &e.BytesOut
+
+	case fProcName:
+		s = &e.Process.Name
+	case fProcPath:
+		s = &e.Process.Path
+	case fProcCommandLine:
+		s = &e.Process.CommandLine
+	case fProcPID:
+		i = &e.Process.PID
+	case fProcSHA256:
+		s = &e.Process.SHA256
+	case fProcSHA1:
+		s = &e.Process.SHA1
+	case fProcMD5:
+		s = &e.Process.MD5
+	case fProcParentName:
+		s = &e.Process.ParentName
+	case fProcParentCommandLine:
+		s = &e.Process.ParentCommandLine
+	case fProcParentPID:
+		i = &e.Process.ParentPID
+
+	case fFileName:
+		s = &e.File.Name
+	case fFilePath:
+		s = &e.File.Path
+	case fFileSHA256:
+		s = &e.File.SHA256
+	case fFileSHA1:
+		s = &e.File.SHA1
+	case fFileMD5:
+		s = &e.File.MD5
+	case fFileSize:
+		i = &e.File.Size
+
+	case fRelatedUsers:
+		list = &d.users
+	case fRelatedDevices:
+		list = &d.devices
+	case fRelatedIPs:
+		list = &d.ips
+
+	case fRaw:
+		if err := d.want(wire, wireBytes); err != nil {
+			return err
+		}
+		v, err := d.bytes()
+		if err != nil {
+			return err
+		}
+		e.Raw = append([]byte(nil), v...)
+		return nil
+
+	default:
+		return d.skip(wire)
+	}
+
+	switch {
+	case s != nil:
+		return d.str(wire, s)
+	case t != nil:
+		if err := d.want(wire, wireTime); err != nil {
+			return err
+		}
+		v, err := d.time()
+		*t = v
+		return err
+	case i != nil, ip != nil:
+		if err := d.want(wire, wireVarint); err != nil {
+			return err
+		}
+		v, err := d.varint()
+		if err != nil {
+			return err
+		}
+		if i != nil {
+			*i = v
+			return nil
+		}
+		if v < math.MinInt || v > math.MaxInt {
+			return fmt.Errorf("%d overflows int", v)
+		}
+		*ip = int(v)
+		return nil
+	default: // list
+		var v string
+		if err := d.str(wire, &v); err != nil {
+			return err
+		}
+		*list = append(*list, v)
+		return nil
+	}
+}
+
+func (d *decoder) want(got, want uint64) error {
+	if got != want {
+		return fmt.Errorf("wire type %d, want %d", got, want)
+	}
+	return nil
+}
+
+func (d *decoder) str(wire uint64, s *string) error {
+	if err := d.want(wire, wireBytes); err != nil {
+		return err
+	}
+	v, err := d.bytes()
+	if err != nil {
+		return err
+	}
+	if len(v) == 0 {
+		*s = ""
+		return nil
+	}
+	n := d.strs.Len()
+	d.strs.Write(v)
+	*s = d.strs.String()[n:]
+	return nil
+}

@@ -1,0 +1,118 @@
+#!/usr/bin/env bash
+# test.sh — Vigil's test command (`make test`, and CI through .ci/run).
+#
+# Runs go vet, then the whole test suite against a real Apache Kafka started
+# from Maven Central jars by deploy/kafka/kafka.sh when java and mvn are
+# installed, else against the in-process kfake broker (pipeline/kafkatest).
+#
+# Environment:
+#   VIGIL_KAFKA_BROKERS       use this running Kafka; start none
+#   VIGIL_REQUIRE_REAL_KAFKA  1: fail rather than fall back to kfake
+#   VIGIL_TEST_PKGS           packages to test (default ./...)
+#   VIGIL_TEST_TIMEOUT        go test -timeout (default 20m)
+# Extra arguments are passed to go test (e.g. scripts/test.sh -run TestX -v).
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+ROOT="$PWD"
+T0=$SECONDS
+KAFKA_SH="$ROOT/deploy/kafka/kafka.sh"
+KAFKA_DIR=""
+PKGS="${VIGIL_TEST_PKGS:-./...}"
+TIMEOUT="${VIGIL_TEST_TIMEOUT:-20m}"
+
+say() { printf '==> %s\n' "$*" >&2; }
+
+require_real() {
+	case "${VIGIL_REQUIRE_REAL_KAFKA:-}" in
+	1 | true | yes | on) return 0 ;;
+	esac
+	return 1
+}
+
+finish() {
+	local rc=$?
+	if [[ -n "$KAFKA_DIR" ]]; then
+		if ((rc != 0)) && [[ -s "$KAFKA_DIR/logs/server.log" ]]; then
+			say "last errors in the Kafka log (before it is removed):"
+			grep -E '^\[[^]]*\] (ERROR|FATAL)' "$KAFKA_DIR/logs/server.log" | tail -n 20 >&2 || say "  (none)"
+		fi
+		say "stopping Kafka"
+		bash "$KAFKA_SH" stop "$KAFKA_DIR" || true
+	fi
+	local d=$((SECONDS - T0))
+	if ((rc == 0)); then
+		say "PASS in $((d / 60))m$((d % 60))s"
+	else
+		say "FAIL (exit $rc) after $((d / 60))m$((d % 60))s"
+	fi
+	exit "$rc"
+}
+trap finish EXIT
+trap 'exit 130' INT TERM
+
+say "$(go version)"
+if [[ -d "$ROOT/../shared/samples" ]]; then
+	say "sample records: $(cd "$ROOT/../shared/samples" && pwd)"
+else
+	say "sample records: ../shared/samples absent; tests that read them skip"
+fi
+
+have() { command -v "$1" >/dev/null 2>&1; }
+if [[ -n "${VIGIL_KAFKA_BROKERS:-}" ]]; then
+	say "Kafka plan: the running broker at VIGIL_KAFKA_BROKERS=$VIGIL_KAFKA_BROKERS"
+elif have java && have mvn; then
+	say "Kafka plan: start Apache Kafka from Maven Central (deploy/kafka/kafka.sh) after go vet"
+elif require_real; then
+	say "Kafka plan: none possible (java or mvn missing) and VIGIL_REQUIRE_REAL_KAFKA=1: will fail"
+else
+	say "Kafka plan: in-process kfake (java or mvn missing)"
+fi
+
+say "go vet $PKGS"
+# shellcheck disable=SC2086 # PKGS may list several patterns
+go vet $PKGS
+
+# kfake_or_fail falls back to kfake, or fails when a real Kafka is required.
+kfake_or_fail() {
+	if require_real; then
+		say "ERROR: VIGIL_REQUIRE_REAL_KAFKA=1 and $1"
+		exit 1
+	fi
+	unset VIGIL_KAFKA_BROKERS
+	say "Kafka: in-process kfake, or testcontainers if a Docker engine answers (pipeline/kafkatest), because $1"
+}
+
+if [[ -n "${VIGIL_KAFKA_BROKERS:-}" ]]; then
+	say "Kafka: the running broker at VIGIL_KAFKA_BROKERS=$VIGIL_KAFKA_BROKERS"
+elif have java && have mvn; then
+	t=$SECONDS
+	if bash "$KAFKA_SH" fetch; then
+		say "fetched Kafka in $((SECONDS - t))s"
+		KAFKA_DIR="$(mktemp -d "${TMPDIR:-/tmp}/vigil-kafka-test.XXXXXX")"
+		t=$SECONDS
+		if addr="$(bash "$KAFKA_SH" start "$KAFKA_DIR")"; then
+			export VIGIL_KAFKA_BROKERS="$addr"
+			say "Kafka: Apache Kafka at $addr (started in $((SECONDS - t))s, logs in $KAFKA_DIR/logs)"
+		else
+			kfake_or_fail "Kafka failed to start (see messages above)"
+		fi
+	else
+		kfake_or_fail "fetching Kafka with Maven failed (see messages above)"
+	fi
+else
+	missing=""
+	have java || missing+=" java"
+	have mvn || missing+=" mvn"
+	if require_real; then
+		say "ERROR: VIGIL_REQUIRE_REAL_KAFKA=1 but not installed:${missing}; install with:"
+		say "  apt-get install -y default-jre-headless maven   (Kafka needs Java 17+)"
+		say "or point VIGIL_KAFKA_BROKERS at a running Kafka"
+		exit 1
+	fi
+	kfake_or_fail "not installed:${missing} (apt-get install -y default-jre-headless maven for a real Kafka)"
+fi
+
+say "go test -count=1 -timeout $TIMEOUT $PKGS $*"
+# shellcheck disable=SC2086 # PKGS may list several patterns
+go test -count=1 -timeout "$TIMEOUT" "$@" $PKGS
