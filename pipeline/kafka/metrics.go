@@ -16,8 +16,8 @@ import (
 // kprom registers its collectors when a client is created, so each client
 // gets a `client` label: give every client in the process a distinct name
 // (e.g. the stage name), or registration panics with a duplicate
-// collector. The collectors are unregistered when the client closes, so a
-// name can be reused after Close.
+// collector. The collectors are unregistered when the client closes
+// (asynchronously: do not reuse a name right after Close).
 func Metrics(reg prometheus.Registerer, ns, client string) kgo.Opt {
 	m := kprom.NewMetrics(ns,
 		kprom.Registerer(reg),

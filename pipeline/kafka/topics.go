@@ -241,6 +241,11 @@ func EnsureTopics(ctx context.Context, adm *kadm.Client, specs []TopicSpec) (cre
 		}
 	}
 
+	// A created topic takes a moment to reach every broker's metadata;
+	// return only once it describes, so callers can use it at once.
+	if err := waitVisible(ctx, adm, created); err != nil {
+		problems = append(problems, err)
+	}
 	problems = append(problems, verifyCompaction(ctx, adm, specs, counts, created)...)
 	problems = append(problems, verifyGroups(specs, counts)...)
 	sort.Strings(created)
@@ -248,6 +253,42 @@ func EnsureTopics(ctx context.Context, adm *kadm.Client, specs []TopicSpec) (cre
 		return created, errors.Join(problems...)
 	}
 	return created, nil
+}
+
+// waitVisible polls until every named topic describes with a leader for
+// each partition, for up to 30 seconds.
+func waitVisible(ctx context.Context, adm *kadm.Client, names []string) error {
+	pending := slices.Clone(names)
+	deadline := time.Now().Add(30 * time.Second)
+	for len(pending) > 0 {
+		details, err := adm.ListTopics(kadm.WithAuthorizedOps(ctx), pending...)
+		if err == nil {
+			pending = slices.DeleteFunc(pending, func(n string) bool {
+				d, ok := details[n]
+				if !ok || d.Err != nil || len(d.Partitions) == 0 {
+					return false
+				}
+				for _, p := range d.Partitions {
+					if p.Leader < 0 || p.Err != nil {
+						return false
+					}
+				}
+				return true
+			})
+		}
+		if len(pending) == 0 {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("topics %v were created but are not visible in the cluster metadata after 30s", pending)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	return nil
 }
 
 func validateSpecs(specs []TopicSpec) error {

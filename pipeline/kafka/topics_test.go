@@ -177,6 +177,7 @@ func TestEnsureTopicsNotCompacted(t *testing.T) {
 	if _, err := adm.CreateTopic(ctx(t), 3, 1, nil, tp.Incidents()); err != nil {
 		t.Fatal(err)
 	}
+	kafkatest.WaitForTopic(t, nil, tp.Incidents())
 	specs := Specs(tp, Layout{})
 	created, err := EnsureTopics(ctx(t), adm, specs)
 	if !errors.Is(err, ErrNotCompacted) {
@@ -211,6 +212,7 @@ func TestEnsureTopicsPartitionMismatch(t *testing.T) {
 		if _, err := adm.CreateTopic(ctx(t), n, 1, cfg, name); err != nil {
 			t.Fatal(err)
 		}
+		kafkatest.WaitForTopic(t, nil, name)
 	}
 	specs := Specs(tp, Layout{Keyspaces: []event.Keyspace{event.KeyUser, event.KeyDevice}, Changelogs: []Changelog{{Stage: "correlate", Store: "seq"}}})
 	created, err := EnsureTopics(ctx(t), adm, specs)
