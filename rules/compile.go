@@ -71,7 +71,15 @@ type Source struct {
 // LoadDir loads and compiles every rule under dir. It returns all rules,
 // or an error joining every problem (file:line: rule id: message).
 func LoadDir(dir string, opts Options) (*Set, error) {
-	set, diags := load(dir, opts)
+	return LoadDirs([]string{dir}, opts)
+}
+
+// LoadDirs loads several rule directories into one set (the shipped
+// library and a site's own rules, say). Ids must be unique across all of
+// them; every directory's lookups are shared by all rules. It returns the
+// set, or an error joining every problem.
+func LoadDirs(dirs []string, opts Options) (*Set, error) {
+	set, diags := load(dirs, opts)
 	if err := diagError(diags); err != nil {
 		return nil, err
 	}
@@ -81,7 +89,12 @@ func LoadDir(dir string, opts Options) (*Set, error) {
 // Lint compiles every rule under dir and returns every problem found,
 // warnings included, sorted by file and line.
 func Lint(dir string, opts Options) []Diagnostic {
-	_, diags := load(dir, opts)
+	return LintDirs([]string{dir}, opts)
+}
+
+// LintDirs is Lint over several directories loaded as one set.
+func LintDirs(dirs []string, opts Options) []Diagnostic {
+	_, diags := load(dirs, opts)
 	return diags
 }
 
@@ -107,17 +120,43 @@ func diagError(diags []Diagnostic) error {
 	return errors.Join(errs...)
 }
 
-func load(dir string, opts Options) (*Set, []Diagnostic) {
+func load(dirs []string, opts Options) (*Set, []Diagnostic) {
 	var srcs []Source
 	var diags []Diagnostic
 	lookups := NewLookups()
 	lookupDirs := append([]string(nil), opts.LookupDirs...)
+	if len(dirs) == 0 {
+		diags = append(diags, Diagnostic{Msg: "no rule directory given"})
+	}
+	for _, dir := range dirs {
+		more, ld, err := readDir(dir)
+		if err != nil {
+			diags = append(diags, Diagnostic{File: dir, Msg: fmt.Sprintf("read rules: %v", err)})
+		}
+		srcs = append(srcs, more...)
+		lookupDirs = append(lookupDirs, ld...)
+	}
+	for _, ld := range lookupDirs {
+		if err := lookups.LoadDir(ld, opts.TIValidAt); err != nil {
+			diags = append(diags, Diagnostic{File: ld, Msg: err.Error()})
+		}
+	}
+	set, more := compileAll(srcs, lookups, opts)
+	diags = append(diags, more...)
+	sortDiags(diags)
+	return set, diags
+}
+
+// readDir returns the rule files under dir and its lookups directories.
+func readDir(dir string) ([]Source, []string, error) {
+	var srcs []Source
+	var lookupDirs []string
 	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
 		}
 		name := d.Name()
-		if p != dir && (strings.HasPrefix(name, ".") || strings.HasPrefix(name, "_")) {
+		if p != dir && ignored(name) {
 			if d.IsDir() {
 				return filepath.SkipDir
 			}
@@ -130,7 +169,7 @@ func load(dir string, opts Options) (*Set, []Diagnostic) {
 			}
 			return nil
 		}
-		if ext := filepath.Ext(name); ext != ".yaml" && ext != ".yml" {
+		if !isRuleFile(name) {
 			return nil
 		}
 		b, err := os.ReadFile(p)
@@ -140,18 +179,16 @@ func load(dir string, opts Options) (*Set, []Diagnostic) {
 		srcs = append(srcs, Source{Name: p, Data: b})
 		return nil
 	})
-	if err != nil {
-		diags = append(diags, Diagnostic{File: dir, Msg: fmt.Sprintf("read rules: %v", err)})
-	}
-	for _, ld := range lookupDirs {
-		if err := lookups.LoadDir(ld, opts.TIValidAt); err != nil {
-			diags = append(diags, Diagnostic{File: ld, Msg: err.Error()})
-		}
-	}
-	set, more := compileAll(srcs, lookups, opts)
-	diags = append(diags, more...)
-	sortDiags(diags)
-	return set, diags
+	return srcs, lookupDirs, err
+}
+
+// ignored reports names the loader skips: dot and underscore files and
+// directories (editor swap files, drafts).
+func ignored(name string) bool { return strings.HasPrefix(name, ".") || strings.HasPrefix(name, "_") }
+
+func isRuleFile(name string) bool {
+	ext := filepath.Ext(name)
+	return ext == ".yaml" || ext == ".yml"
 }
 
 func sortDiags(d []Diagnostic) {
@@ -492,7 +529,7 @@ func (c *compiler) attack(r *Rule, s *RuleSpec) {
 			c.errf(1, "unknown ATT&CK tactic %q (ATT&CK v%s)", t, AttackVersion)
 			continue
 		}
-		r.Tactics = append(r.Tactics, tac.ShortName)
+		r.Tactics = append(r.Tactics, tac.ID) // ids (TA0002) are what incident consumers key on
 	}
 	for _, t := range s.Techniques {
 		tech, ok := LookupTechnique(t)

@@ -111,7 +111,7 @@ func TestLoadValid(t *testing.T) {
 	if got := set.Keyspaces(); len(got) != 1 || got[0] != event.KeyDevice {
 		t.Errorf("keyspaces = %v", got)
 	}
-	if r.Tactics[0] != "execution" || r.Techniques[0] != "T1059.001" {
+	if r.Tactics[0] != "TA0002" || r.Techniques[0] != "T1059.001" {
 		t.Errorf("attack = %v %v", r.Tactics, r.Techniques)
 	}
 }
