@@ -9,6 +9,7 @@ import (
 
 	"github.com/vigil-sec/vigil/rules"
 	"github.com/vigil-sec/vigil/rules/ruletest"
+	"github.com/vigil-sec/vigil/rules/sigma"
 )
 
 func rulesCmd(c *common) *cobra.Command {
@@ -20,6 +21,17 @@ func rulesCmd(c *common) *cobra.Command {
 		return "rules/library"
 	}
 	cmd.AddCommand(
+		&cobra.Command{
+			Use:                "import-sigma [-o DIR] [--prefix P] [--skip-unsupported] [-q] FILE|DIR...",
+			Short:              "Convert Sigma rules (and Sigma correlation rules) into Vigil rules",
+			DisableFlagParsing: true,
+			RunE: func(cmd *cobra.Command, args []string) error {
+				if code := sigma.Main(args, os.Stdout, os.Stderr); code != 0 {
+					return fmt.Errorf("import-sigma exited with status %d", code)
+				}
+				return nil
+			},
+		},
 		&cobra.Command{
 			Use:   "lint [DIR]",
 			Short: "Compile and type-check every rule; print file:line: rule: problem",

@@ -269,6 +269,27 @@ func TestUnmarshalDoesNotAliasInput(t *testing.T) {
 	}
 }
 
+// TestDecodedSlicesAreIndependent guards the shared backing arrays of
+// Unmarshal: growing one slice of a decoded event must not write into
+// another.
+func TestDecodedSlicesAreIndependent(t *testing.T) {
+	in := Event{
+		User:    "u0",
+		Related: Related{Users: []string{"u1", "u2"}, Devices: []string{"d1"}, IPs: []string{"i1", "i2"}},
+		Raw:     json.RawMessage(`{"a":1}`),
+	}
+	got := roundTrip(t, &in)
+	got.Related.Users = append(got.Related.Users, "u3")
+	got.Related.Devices = append(got.Related.Devices, "d2")
+	got.Related.Devices[0] = "changed"
+	got.Raw = append(got.Raw, "garbage"...)
+	got.Raw[0] = '['
+	want := Related{Users: []string{"u1", "u2", "u3"}, Devices: []string{"changed", "d2"}, IPs: []string{"i1", "i2"}}
+	if !reflect.DeepEqual(got.Related, want) || got.User != "u0" {
+		t.Errorf("slices of one decoded event share memory: got %+v, user %q", got.Related, got.User)
+	}
+}
+
 func TestUnmarshalOverwritesTarget(t *testing.T) {
 	small := flowEvent()
 	small.Related = Related{}
