@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 )
 
 // ErrNoRecords is returned by SplitJSON for a body without any JSON value.
@@ -15,46 +14,107 @@ var ErrNoRecords = errors.New("no records in body")
 // of a sequence of JSON values (JSON lines), arrays split into their
 // elements, each record a JSON object with its bytes as sent (a leading
 // BOM and the whitespace between values dropped). An {"records":[...]}
-// envelope is one object, so it stays whole. The returned slices may
-// alias body: do not modify body while they are in use.
+// envelope is one object, so it stays whole. The returned slices alias
+// body: do not modify body while they are in use.
+//
+// It finds where each object ends with a small scanner (strings and
+// nesting only) and validates each object with json.Valid, which is
+// several times faster than decoding into json.RawMessage and allocates
+// nothing per record.
 func SplitJSON(body []byte) ([][]byte, error) {
 	body = bytes.TrimPrefix(body, []byte("\xef\xbb\xbf"))
-	dec := json.NewDecoder(bytes.NewReader(body))
 	var out [][]byte
+	i := 0
 	for n := 1; ; n++ {
-		start := dec.InputOffset()
-		var raw json.RawMessage
-		err := dec.Decode(&raw)
-		if err == io.EOF {
+		i = skipSpace(body, i)
+		if i == len(body) {
 			break
 		}
-		if err != nil {
-			return nil, fmt.Errorf("value %d (at byte %d): %w", n, start, err)
-		}
-		// Alias body rather than keep the decoder's copy: the value's
-		// bytes end at the decoder's offset, after leading whitespace.
-		end := dec.InputOffset()
-		v := bytes.TrimLeft(body[start:end], " \t\r\n")
-		switch v[0] {
+		switch body[i] {
 		case '{':
-			out = append(out, v)
-		case '[':
-			var elems []json.RawMessage
-			if err := json.Unmarshal(v, &elems); err != nil {
-				return nil, fmt.Errorf("value %d: %w", n, err)
+			end, err := object(body, i)
+			if err != nil {
+				return nil, fmt.Errorf("value %d (at byte %d): %w", n, i, err)
 			}
-			for i, e := range elems {
-				if len(e) == 0 || e[0] != '{' {
-					return nil, fmt.Errorf("value %d, element %d: a record must be a JSON object, got %.20s", n, i, e)
+			out = append(out, body[i:end])
+			i = end
+		case '[':
+			start := i
+			i = skipSpace(body, i+1)
+			if i < len(body) && body[i] == ']' {
+				i++
+				continue
+			}
+			for elem := 0; ; elem++ {
+				if i == len(body) {
+					return nil, fmt.Errorf("value %d (at byte %d): unexpected end of JSON input", n, start)
 				}
-				out = append(out, e)
+				if body[i] != '{' {
+					return nil, fmt.Errorf("value %d, element %d: a record must be a JSON object, got %.20q", n, elem, body[i:])
+				}
+				end, err := object(body, i)
+				if err != nil {
+					return nil, fmt.Errorf("value %d, element %d (at byte %d): %w", n, elem, i, err)
+				}
+				out = append(out, body[i:end])
+				i = skipSpace(body, end)
+				if i == len(body) {
+					return nil, fmt.Errorf("value %d (at byte %d): unexpected end of JSON input", n, start)
+				}
+				if body[i] == ']' {
+					i++
+					break
+				}
+				if body[i] != ',' {
+					return nil, fmt.Errorf("value %d (at byte %d): invalid character %q after array element", n, i, body[i])
+				}
+				i = skipSpace(body, i+1)
 			}
 		default:
-			return nil, fmt.Errorf("value %d: a record must be a JSON object or an array of objects, got %.20s", n, v)
+			return nil, fmt.Errorf("value %d: a record must be a JSON object or an array of objects, got %.20q", n, body[i:])
 		}
 	}
 	if len(out) == 0 {
 		return nil, ErrNoRecords
 	}
 	return out, nil
+}
+
+func skipSpace(b []byte, i int) int {
+	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\r' || b[i] == '\n') {
+		i++
+	}
+	return i
+}
+
+// object returns the end of the JSON object starting at b[i] == '{',
+// checked with json.Valid.
+func object(b []byte, i int) (int, error) {
+	depth := 0
+	for j := i; j < len(b); j++ {
+		switch b[j] {
+		case '"':
+			// Skip the string, honouring escapes.
+			for j++; j < len(b) && b[j] != '"'; j++ {
+				if b[j] == '\\' {
+					j++
+				}
+			}
+			if j >= len(b) {
+				return 0, errors.New("unexpected end of JSON input in a string")
+			}
+		case '{', '[':
+			depth++
+		case '}', ']':
+			depth--
+			if depth == 0 {
+				if !json.Valid(b[i : j+1]) {
+					var v json.RawMessage
+					return 0, json.Unmarshal(b[i:j+1], &v) // says why
+				}
+				return j + 1, nil
+			}
+		}
+	}
+	return 0, errors.New("unexpected end of JSON input")
 }

@@ -61,10 +61,11 @@ type Options struct {
 	// IdleTick is how often EndBatch runs on partitions with no records
 	// (default 1s), so time-driven logic advances on idle partitions.
 	IdleTick time.Duration
-	// CrashBeforeCommit, when set and returning true, makes the runner
+	// CrashBeforeCommit, when set and returning true for a batch of the
+	// given number of input records (0 for an idle tick), makes the runner
 	// stop as if killed after its outputs reached the broker but before the
 	// transaction ended. Tests use it to prove exactly-once delivery.
-	CrashBeforeCommit func() bool
+	CrashBeforeCommit func(records int) bool
 }
 
 // ErrCrashed is returned by Run when CrashBeforeCommit fired.
@@ -450,7 +451,11 @@ func (r *Runner) batch(ctx context.Context, fetches kgo.Fetches, cl client, sess
 		if err := kc.Flush(ctx); err != nil {
 			return Fatal(err)
 		}
-		if r.opts.CrashBeforeCommit() {
+		n := 0
+		for _, w := range active {
+			n += len(w.last)
+		}
+		if r.opts.CrashBeforeCommit(n) {
 			return ErrCrashed
 		}
 	}

@@ -207,7 +207,7 @@ func TestRunnerCrashBeforeCommitIsExactlyOnce(t *testing.T) {
 	produce(t, e, "a", "x", "b", "x", "a", "x")
 	var crashes atomic.Int32
 	r := e.runner(t, "w", dir, func(o *runtime.Options) {
-		o.CrashBeforeCommit = func() bool { crashes.Add(1); return true }
+		o.CrashBeforeCommit = func(int) bool { crashes.Add(1); return true }
 	})
 	if err := r.Run(context.Background()); !errors.Is(err, runtime.ErrCrashed) {
 		t.Fatalf("Run = %v, want ErrCrashed", err)

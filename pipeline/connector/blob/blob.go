@@ -403,3 +403,6 @@ func parseDocument(data []byte) (records [][]byte, ends []int64, err error) {
 	}
 	return records, ends, nil
 }
+
+// Dir is a connector.Connector.
+var _ connector.Connector = (*Dir)(nil)

@@ -364,3 +364,23 @@ func TestReplaySamples(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkReplay replays a 20000-line JSON-lines file to the test broker.
+func BenchmarkReplay(b *testing.B) {
+	prefix := kafkatest.TopicPrefix(b)
+	conntest.Topic(b, prefix+"raw.bench", 1)
+	path := filepath.Join(b.TempDir(), "in.jsonl")
+	content := strings.Repeat(l1+"\n", 20000)
+	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
+		b.Fatal(err)
+	}
+	cl := kafkatest.Client(b)
+	b.SetBytes(int64(len(content)))
+	for b.Loop() {
+		n, err := Replay(context.Background(), cl, ReplayOptions{Source: "bench", Prefix: prefix, Paths: []string{path}})
+		if err != nil || n != 20000 {
+			b.Fatal(n, err)
+		}
+	}
+	b.ReportMetric(float64(b.N)*20000/b.Elapsed().Seconds(), "records/s")
+}

@@ -169,3 +169,6 @@ func (c *File) list() ([]string, error) {
 	sort.Strings(out)
 	return out, err
 }
+
+// File is a connector.Connector.
+var _ connector.Connector = (*File)(nil)

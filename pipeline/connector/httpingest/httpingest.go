@@ -325,3 +325,6 @@ func (s *Server) Run(ctx context.Context, out connector.Producer) error {
 	<-errc
 	return nil
 }
+
+// Server is a connector.Connector.
+var _ connector.Connector = (*Server)(nil)

@@ -354,3 +354,31 @@ func TestServerRun(t *testing.T) {
 		t.Errorf("Name = %q", s.Name())
 	}
 }
+
+// BenchmarkIngest posts 500-record JSON arrays through the handler to the
+// test broker (kfake in-process unless VIGIL_KAFKA_BROKERS is set): the
+// whole path, including ProduceSync's round trip.
+func BenchmarkIngest(b *testing.B) {
+	prefix := kafkatest.TopicPrefix(b)
+	conntest.Topic(b, prefix+"raw.bench", 1)
+	h, err := NewHandler(kafkatest.Client(b), Options{Prefix: prefix})
+	if err != nil {
+		b.Fatal(err)
+	}
+	srv := httptest.NewServer(h)
+	defer srv.Close()
+	body := "[" + strings.Repeat(recA+",", 499) + recA + "]"
+	b.SetBytes(int64(len(body)))
+	for b.Loop() {
+		resp, err := http.Post(srv.URL+"/ingest/bench", "application/json", strings.NewReader(body))
+		if err != nil {
+			b.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusAccepted {
+			b.Fatal(resp.Status)
+		}
+	}
+	b.ReportMetric(float64(b.N)*500/b.Elapsed().Seconds(), "records/s")
+}

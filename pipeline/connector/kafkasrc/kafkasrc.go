@@ -150,14 +150,14 @@ func (c *Consumer) Run(ctx context.Context, out connector.Producer) error {
 		return fmt.Errorf("kafka connector %s: client: %w", c.Name(), err)
 	}
 	defer cl.Close()
-	max := c.MaxPollRecords
-	if max <= 0 {
-		max = DefaultMaxPollRecords
+	maxPoll := c.MaxPollRecords
+	if maxPoll <= 0 {
+		maxPoll = DefaultMaxPollRecords
 	}
 	stamp := connector.Stamp{Prefix: c.Prefix, Connector: c.Name()}
 	var raw []*kgo.Record
 	for {
-		fs := cl.PollRecords(ctx, max)
+		fs := cl.PollRecords(ctx, maxPoll)
 		if ctx.Err() != nil || fs.IsClientClosed() {
 			cl.AllowRebalance()
 			return nil
@@ -229,3 +229,6 @@ func sleep(ctx context.Context, d time.Duration) bool {
 		return true
 	}
 }
+
+// Consumer is a connector.Connector.
+var _ connector.Connector = (*Consumer)(nil)

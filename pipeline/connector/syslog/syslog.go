@@ -507,3 +507,6 @@ func trimMessage(b []byte) []byte {
 	b = bytes.TrimRight(b, "\n\r\x00 \t")
 	return bytes.TrimLeft(b, "\n\r\x00")
 }
+
+// Listener is a connector.Connector.
+var _ connector.Connector = (*Listener)(nil)

@@ -280,3 +280,25 @@ func TestListenerConfigErrors(t *testing.T) {
 		t.Error("default name")
 	}
 }
+
+// BenchmarkFramer frames an octet-counted TCP stream of RFC 5424 messages.
+func BenchmarkFramer(b *testing.B) {
+	frame := fmt.Sprintf("%d %s", len(m5424), m5424)
+	stream := strings.Repeat(frame, 1000)
+	b.SetBytes(int64(len(stream)))
+	b.ReportAllocs()
+	for b.Loop() {
+		f := Framer{R: bufio.NewReader(strings.NewReader(stream)), Max: 1 << 16}
+		n := 0
+		for {
+			if _, err := f.Next(); err != nil {
+				break
+			}
+			n++
+		}
+		if n != 1000 {
+			b.Fatal(n)
+		}
+	}
+	b.ReportMetric(float64(b.N)*1000/b.Elapsed().Seconds(), "msgs/s")
+}
