@@ -125,6 +125,8 @@ func root() *cobra.Command {
 		},
 		topicsCmd(&c),
 		rulesCmd(&c),
+		replayCmd(&c),
+		normalizeCmd(),
 		configCmd(&c),
 	)
 	return cmd
