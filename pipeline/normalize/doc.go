@@ -91,15 +91,19 @@
 //
 // # Performance
 //
-// Measured on this project's 2-core AMD EPYC VM (shared with other builds
-// while measuring, so numbers are noisy), go test -bench . -benchmem:
+// Measured on this project's 2-core AMD EPYC VM, shared with other
+// engineers' builds while measuring (load average 7–15), so the numbers are
+// noisy; go test -bench . -benchmem -benchtime 2s:
 //
-//	BenchmarkDecoder/encoding-json   36.5 µs/op  2360 B/op  28 allocs  (one 1.6 KB DeviceProcessEvents row into ahRow)
-//	BenchmarkDecoder/goccy           11.4 µs/op  2920 B/op  49 allocs
-//	BenchmarkParseMix                ~33k events/s/core, 189 KB/op, 1368 allocs/op (37 events per op)
+//	BenchmarkDecoder/encoding-json   26.3 µs/op  2360 B/op  28 allocs  (one 1.6 KB DeviceProcessEvents row into ahRow)
+//	BenchmarkDecoder/goccy           10.6 µs/op  2920 B/op  49 allocs
+//	BenchmarkParseMix                ~42k events/s/core, 189 KB/op, 1369 allocs/op (37 events per op)
 //
-// goccy/go-json is used (3.2× encoding/json here). The 150k events/s/core
+// goccy/go-json is used (2.5× encoding/json here). The 150k events/s/core
 // goal is not reached yet: the profile shows the envelope scanned three
-// times (stream split, element split, top-level probe) before the typed
-// decode, and allocation in growslice and the flex-type unmarshalers.
+// times (stream split, element split, top-level probe) plus a json.Valid
+// pass per record (needed: the decoders skip unknown members leniently and
+// Raw must stay valid JSON — fuzzing found a record that decoded but was
+// not JSON) before the typed decode, and allocation in growslice and the
+// flex-type unmarshalers.
 package normalize

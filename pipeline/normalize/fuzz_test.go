@@ -1,16 +1,18 @@
 package normalize
 
 import (
+	"bytes"
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
 func addFixtureSeeds(f *testing.F) {
 	files, _ := filepath.Glob("testdata/*.*")
 	for _, p := range files {
-		if b, err := os.ReadFile(p); err == nil {
+		if b, err := os.ReadFile(p); err == nil && !strings.HasSuffix(p, ".log") {
 			f.Add(b)
 		}
 	}
@@ -50,7 +52,9 @@ func FuzzParseCSV(f *testing.F) {
 
 func FuzzParseSyslog(f *testing.F) {
 	if b, err := os.ReadFile("testdata/syslog_cef.log"); err == nil {
-		f.Add(b)
+		for _, l := range bytes.Split(b, []byte("\n")) {
+			f.Add(l) // line by line: small seeds fuzz far faster than the file
+		}
 	}
 	f.Add([]byte("<134>1 2024-03-05T10:06:00Z h a 1 m - CEF:0|a|b|c|d|e|5|src=1.2.3.4 k=v x\\=y"))
 	f.Add([]byte("May 18 16:02:00 host tag[1] CEF:0|v|p|1|2|n|Medium|cat='x' id=2 src=1.1.1.1"))

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/netip"
@@ -198,6 +199,12 @@ func restExampleBody(responses []byte) []byte {
 // it appended is dropped and the record is reported whole.
 func (p *parser) record(raw []byte, pr *probe) {
 	n := len(p.events)
+	// The scanner checks structure only and the decoders skip unknown
+	// members leniently; Raw must be valid JSON for DecodeFields and sinks.
+	if !json.Valid(raw) {
+		p.fail(raw, errors.New("malformed JSON record"))
+		return
+	}
 	m, err := p.route(pr)
 	if err == nil {
 		err = m(p, raw, pr)

@@ -46,6 +46,10 @@ func scanString(b []byte, i int) (int, error) {
 			j++
 		case '"':
 			return j + 1, nil
+		default:
+			if b[j] < 0x20 {
+				return 0, fmt.Errorf("control character in string at offset %d", j)
+			}
 		}
 	}
 	return 0, errUnexpectedEOF
