@@ -73,6 +73,12 @@ say "go vet $PKGS"
 # shellcheck disable=SC2086 # PKGS may list several patterns
 go vet $PKGS
 
+# The shipped rule library must lint clean and pass its own fixtures,
+# through the same commands a detection engineer runs.
+say "vigil rules lint rules/library && vigil rules test rules/library"
+go run ./cmd/vigil rules lint rules/library
+go run ./cmd/vigil rules test rules/library
+
 # kfake_or_fail falls back to kfake, or fails when a real Kafka is required.
 kfake_or_fail() {
 	if require_real; then
