@@ -97,7 +97,7 @@ func TestProcessEventBecomesIncident(t *testing.T) {
 	}
 	var proc *kgo.Record
 	for _, r := range recs {
-		if strings.Contains(string(r.Value), "AdvancedHunting-DeviceProcessEvents") {
+		if proc == nil && strings.Contains(string(r.Value), "AdvancedHunting-DeviceProcessEvents") {
 			proc = r
 		}
 	}
@@ -193,5 +193,33 @@ func TestProcessEventBecomesIncident(t *testing.T) {
 		if resp.StatusCode != http.StatusOK {
 			t.Errorf("GET %s = %d", path, resp.StatusCode)
 		}
+	}
+}
+
+// The demo attack, end to end through Kafka: a risky sign-in, encoded
+// PowerShell, then an LSASS dump on the user's device. The chained rule
+// (sign-in alert keyed by user, LSASS alert keyed by device, re-entering
+// the correlate stage as alert events) fires, and the incident stage puts
+// the story in one incident that holds the user and the device.
+func TestDemoAttackChainsIntoOneIncident(t *testing.T) {
+	a := newApp(t)
+	runApp(t, a)
+	if _, err := dev.Replay(context.Background(), a.ClientOpts(), a.Cfg.Topics, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	in := waitIncident(t, a, func(in *incident.Incident) bool {
+		return strings.Contains(strings.Join(in.Rules, ","), "identity.risky_signin_then_lsass")
+	})
+	ents := map[string]bool{}
+	for _, e := range in.Entities {
+		ents[string(e.Type)+"="+e.Value] = true
+	}
+	for _, want := range []string{"user=jordan.reyes@fabrikam-demo.example", "device=ws-fin-07.fabrikam-demo.example"} {
+		if !ents[want] {
+			t.Errorf("incident lacks %s: %v", want, in.Entities)
+		}
+	}
+	if in.Severity != "high" || len(in.Rules) < 2 {
+		t.Errorf("incident severity %s rules %v: want high, several rules", in.Severity, in.Rules)
 	}
 }

@@ -8,6 +8,12 @@
 // alert id; their ids are deterministic, so a re-processed batch yields the
 // same ids and the incident stage drops the repeats.
 //
+// Chaining: every alert also re-enters the stage as an event of category
+// "alert" (operators.AlertEvent), written to events.<keyspace> once per key
+// it carries, in the same transaction, so a rule keyed by user can take as
+// a step the alert of a rule keyed by device. Lint refuses chains that
+// form a cycle, so the loop ends.
+//
 // Events later than the partition's watermark (max event time − allowed
 // lateness) are not matched: they go to the DLQ with the reason, and
 // vigil_correlate_late_events_total counts them.
@@ -92,7 +98,8 @@ func Stage(t Topics, set *rules.Set, opts operators.Options, m *Metrics) (runtim
 	return runtime.Stage{
 		Name:      "correlate",
 		Inputs:    inputs,
-		Outputs:   []string{t.Alerts},
+		Outputs:   append([]string{t.Alerts}, inputs...),
+		Loops:     true,
 		DLQ:       t.DLQ,
 		Changelog: func(in string) string { return t.Changelog(byTopic[in]) },
 		New: func(p runtime.Partition) (runtime.Processor, error) {
@@ -100,7 +107,8 @@ func Stage(t Topics, set *rules.Set, opts operators.Options, m *Metrics) (runtim
 			if err != nil {
 				return nil, err
 			}
-			return &processor{ks: byTopic[p.Topic], eng: eng, alerts: t.Alerts, m: m, clk: clk, now: time.Now}, nil
+			return &processor{ks: byTopic[p.Topic], eng: eng, alerts: t.Alerts, m: m, clk: clk, now: time.Now,
+				events: t.Events, keyspaces: set.Keyspaces()}, nil
 		},
 	}, nil
 }
@@ -114,6 +122,9 @@ type processor struct {
 	clk    *clock
 	now    func() time.Time
 	busy   bool // events processed since the last EndBatch
+	// events and keyspaces route alerts back in for chained rules.
+	events    map[event.Keyspace]string
+	keyspaces []event.Keyspace
 }
 
 func (p *processor) Process(_ context.Context, rec *kgo.Record, out *runtime.Output) error {
@@ -142,6 +153,16 @@ func (p *processor) emit(as []alert.Alert, out *runtime.Output) error {
 		}
 		out.Emit(p.alerts, []byte(as[i].ID), b)
 		p.m.alerts.WithLabelValues(as[i].RuleID).Inc()
+		ev := operators.AlertEvent(&as[i])
+		enc, err := event.Marshal(&ev)
+		if err != nil {
+			return runtime.Fatal(err)
+		}
+		for _, ks := range p.keyspaces {
+			for _, key := range ev.Keys(ks) {
+				out.Emit(p.events[ks], []byte(key), enc)
+			}
+		}
 	}
 	return nil
 }

@@ -62,6 +62,9 @@ type Stage struct {
 	// Changelog returns the changelog topic of an input topic's state, or
 	// "" when partitions of that input keep no state.
 	Changelog func(input string) string
+	// Loops allows outputs that are also inputs: correlate feeds its
+	// alerts back to its own inputs for chained rules.
+	Loops bool
 	// New builds the processor of one assigned partition.
 	New func(p Partition) (Processor, error)
 }
@@ -126,7 +129,7 @@ func (s Stage) Validate() error {
 		}
 		seen[t] = true
 		for _, o := range s.Outputs {
-			if o == t {
+			if o == t && !s.Loops {
 				errs = append(errs, fmt.Errorf("stage %s: topic %s is both input and output (a loop)", s.Name, t))
 			}
 		}
