@@ -3,8 +3,6 @@ package operators
 import (
 	"container/heap"
 	"fmt"
-	"strings"
-	"time"
 
 	"github.com/vigil-sec/vigil/pipeline/alert"
 	"github.com/vigil-sec/vigil/pipeline/event"
@@ -19,76 +17,79 @@ const maxAnchors = 16
 // arrives first; an anchor's deadline fires from fireTimers once the
 // watermark passes it.
 func (e *Engine) absence(ent *entry, ev *event.Event, mask uint64) {
-	r, rs := ent.r, ent.rs
-	W := r.Window
+	r, rs := ent.r, &ent.rs
+	W := int64(r.Window)
+	t := nanos(ev.Time)
 	if mask&2 != 0 {
-		keep := rs.Anchors[:0]
-		for _, a := range rs.Anchors {
-			if a.Ev.Time.After(ev.Time) || ev.Time.Sub(a.Ev.Time) > W {
+		keep := rs.anchors[:0]
+		for _, a := range rs.anchors {
+			if a.t > t || t-a.t > W {
 				keep = append(keep, a)
 			}
 		}
-		rs.Anchors = keep
-		rs.Expects = append(rs.Expects, ev.Time)
-		horizon := e.wm.Add(-W - r.Lateness)
-		ex := rs.Expects[:0]
-		for _, t := range rs.Expects {
-			if !t.Before(horizon) {
-				ex = append(ex, t)
+		clear(rs.anchors[len(keep):])
+		rs.anchors = keep
+		rs.expects = append(rs.expects, t)
+		horizon := e.wmN - W - int64(r.Lateness)
+		ex := rs.expects[:0]
+		for _, x := range rs.expects {
+			if x >= horizon {
+				ex = append(ex, x)
 			}
 		}
-		rs.Expects = ex
-		ent.dirty = true
+		rs.expects = ex
+		e.touch(ent)
 	}
 	if mask&1 != 0 {
-		for _, a := range rs.Anchors {
-			if a.Ev.ID == ev.ID && ev.ID != "" {
+		for _, a := range rs.anchors {
+			if a.id == ev.ID && ev.ID != "" {
 				return
 			}
 		}
-		for _, t := range rs.Expects {
-			if !t.Before(ev.Time) && t.Sub(ev.Time) <= W {
+		for _, x := range rs.expects {
+			if x >= t && x-t <= W {
 				return // the expected event already happened
 			}
 		}
-		a := absAnchor{Ev: *ev, Deadline: ev.Time.Add(W + r.Lateness)}
-		a.Ev.Fields = nil
-		rs.Anchors = append(rs.Anchors, a)
-		if len(rs.Anchors) > maxAnchors {
-			rs.Anchors = rs.Anchors[len(rs.Anchors)-maxAnchors:]
+		b, _ := event.AppendMarshal(nil, ev)
+		a := absAnchor{id: ev.ID, t: t, deadline: t + W + int64(r.Lateness), ev: b}
+		rs.anchors = append(rs.anchors, a)
+		if len(rs.anchors) > maxAnchors {
+			rs.anchors = append(rs.anchors[:0], rs.anchors[len(rs.anchors)-maxAnchors:]...)
 		}
-		heap.Push(&e.timers, timer{at: a.Deadline, r: ent.r, key: strings.TrimPrefix(ent.key, ent.r.prefix)})
-		ent.dirty = true
+		heap.Push(&e.timers, timer{at: a.deadline, r: ent.r, key: ent.key})
+		e.touch(ent)
 	}
 }
 
 // fireTimers fires every absence deadline the watermark has passed.
 func (e *Engine) fireTimers() ([]alert.Alert, error) {
 	var out []alert.Alert
-	for e.timers.Len() > 0 && e.wm.After(e.timers[0].at) {
+	for e.timers.Len() > 0 && e.wmN > e.timers[0].at {
 		t := heap.Pop(&e.timers).(timer)
 		ent, err := e.load(t.r, t.key)
 		if err != nil {
 			return nil, fmt.Errorf("operators: rule %s: %w", t.r.ID, err)
 		}
-		rs := ent.rs
-		keep := rs.Anchors[:0]
+		rs := &ent.rs
+		keep := rs.anchors[:0]
 		var due []absAnchor
-		for _, a := range rs.Anchors {
-			if e.wm.After(a.Deadline) {
+		for _, a := range rs.anchors {
+			if e.wmN > a.deadline {
 				due = append(due, a)
 			} else {
 				keep = append(keep, a)
 			}
 		}
-		rs.Anchors = keep
+		rs.anchors = keep
 		if len(due) > 0 {
-			ent.dirty = true
+			e.touch(ent)
 		}
 		for _, a := range due {
 			ks := t.r.Keyspace
-			al := e.buildAlert(t.r, ks, t.key, [][]event.Event{{a.Ev}}, a.Ev.Time, a.Ev.Time.Add(t.r.Window))
-			got, err := e.emit(t.r, t.key, &a.Ev, al)
+			ev := decodeEvent(a.ev, a.id, a.t)
+			al := e.buildAlert(t.r, ks, t.key, [][]event.Event{{ev}}, ev.Time, fromNanos(a.t+int64(t.r.Window)), nil)
+			got, err := e.emit(t.r, t.key, &ev, al)
 			if err != nil {
 				return nil, err
 			}
@@ -98,36 +99,36 @@ func (e *Engine) fireTimers() ([]alert.Alert, error) {
 	return out, nil
 }
 
-// loadTimers rebuilds the deadline heap from the Store: the one piece of
-// state that must be in memory before any event of its key arrives.
-func (e *Engine) loadTimers() error {
-	for _, r := range e.rules {
-		if r.Kind != rules.KindAbsence {
-			continue
-		}
-		var keys []string
-		err := e.st.Scan([]byte(r.prefix), func(k, _ []byte) error {
-			keys = append(keys, strings.TrimPrefix(string(k), r.prefix))
-			return nil
-		})
+// loadTimers rebuilds the deadline heap of an absence rule from the Store:
+// the one piece of state that must be in memory before any event of its
+// key arrives.
+func (e *Engine) loadTimers(r *crule) error {
+	if r.Kind != rules.KindAbsence {
+		return nil
+	}
+	var keys []string
+	err := e.st.Scan([]byte(r.prefix), func(k, _ []byte) error {
+		keys = append(keys, string(k[len(r.prefix):]))
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("operators: load timers of %s: %w", r.ID, err)
+	}
+	for _, k := range keys {
+		ent, err := e.load(r, k)
 		if err != nil {
 			return fmt.Errorf("operators: load timers of %s: %w", r.ID, err)
 		}
-		for _, k := range keys {
-			ent, err := e.load(r, k)
-			if err != nil {
-				return fmt.Errorf("operators: load timers of %s: %w", r.ID, err)
-			}
-			for _, a := range ent.rs.Anchors {
-				heap.Push(&e.timers, timer{at: a.Deadline, r: r, key: k})
-			}
+		for _, a := range ent.rs.anchors {
+			heap.Push(&e.timers, timer{at: a.deadline, r: r, key: k})
 		}
 	}
 	return nil
 }
 
+// timer is an absence deadline (unix ns) of one (rule, key).
 type timer struct {
-	at  time.Time
+	at  int64
 	r   *crule
 	key string
 }
@@ -135,7 +136,7 @@ type timer struct {
 type timerHeap []timer
 
 func (h timerHeap) Len() int           { return len(h) }
-func (h timerHeap) Less(i, j int) bool { return h[i].at.Before(h[j].at) }
+func (h timerHeap) Less(i, j int) bool { return h[i].at < h[j].at }
 func (h timerHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
 func (h *timerHeap) Push(x any)        { *h = append(*h, x.(timer)) }
 func (h *timerHeap) Pop() any {

@@ -24,18 +24,46 @@
 // # State
 //
 // State is kept per (rule id, rule version, key) under the Store key
-// "s/<rule id>@<version>/<key>", encoded as an 8-byte big-endian expiry
-// (unix nanoseconds) followed by JSON. The expiry prefix lets the sweep in
-// Advance drop dead state without decoding it; JSON keeps state readable
-// in a debugger and tolerant of new fields. A changed rule has a new
-// version and therefore starts from empty state; the old version's state
-// expires. "m/engine" holds the watermark.
+// "s/<rule id>@<version>/<key>". The value is an 8-byte big-endian expiry
+// (unix nanoseconds) followed by a compact, versioned binary encoding
+// (state.go: a version byte, then tagged sections of varints, strings and
+// events in the pipeline/event codec). The expiry prefix lets the sweep in
+// Advance drop dead state without decoding it. A value of another state
+// version (the JSON of earlier builds, or a newer release's) is not
+// misread: the key starts fresh and Stats.StateDiscarded counts it. A
+// changed rule has a new version and therefore starts from empty state.
+// "m/engine" holds the watermark.
 //
-// The Engine caches state in memory and writes dirty entries on Flush,
-// which the stage calls before committing its transaction. After an aborted
-// transaction the stage drops the Engine and builds a new one over the
-// rolled-back Store: all in-memory state is rebuilt from the Store (lazily
-// per key; absence timers eagerly in NewEngine).
+// What each kind keeps per key: a sequence, the newest few events of each
+// step (encoded; decoded only for an alert) and the ids of alerts already
+// emitted; a threshold, per group, only the id, time, distinct value (in a
+// per-group dictionary) and sum term of each event in the window, plus the
+// newest Options.ThresholdEvidence events (default 16) that the alert
+// carries — the alert id still hashes every event id of the window; an
+// absence, its pending anchors (encoded) and recent expect times; a
+// new_term, term → last seen.
+//
+// The Engine caches state in memory and writes the entries changed since
+// the last Flush, which the stage calls before committing its transaction.
+// After an aborted transaction the stage drops the Engine and builds a new
+// one over the rolled-back Store: all in-memory state is rebuilt from the
+// Store (lazily per key; absence timers eagerly in NewEngine).
+//
+// # Reload
+//
+// Reload swaps the rule set between batches: rules whose id and version
+// are unchanged keep their state and deadlines; changed and removed rules
+// lose theirs (deleted from the Store in the current transaction), and the
+// returned Changes name them so the caller can log "rule X changed; its
+// state starts fresh". rules.Watcher delivers new sets on file change or
+// SIGHUP; a set that fails lint is never delivered as a set.
+//
+// # Cost
+//
+// Per event: one dispatch-map lookup per hint field, the dispatched
+// conditions run on one reused expr VM over the event boxed once, and no
+// allocation unless a rule keeps or emits something (BENCHMARKS.md has
+// the numbers and profiles).
 //
 // # Alerts
 //

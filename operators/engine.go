@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"sort"
 	"strings"
 	"time"
 
@@ -18,9 +17,11 @@ import (
 
 // Store is the per-partition state the engine persists to (the Pebble
 // backed state.Store implements it; reads see the engine's own uncommitted
-// writes). Get returns (nil, nil) when the key is absent. Returned slices
-// may be reused by the store after the next call; the engine copies what it
-// keeps.
+// writes). Get returns (nil, nil) when the key is absent; the engine may
+// keep the returned slice, so Get must return a slice the store no longer
+// uses (a copy). Set and Delete must not retain key or value after they
+// return: the engine reuses its buffers. Scan's slices are valid only
+// during fn.
 type Store interface {
 	Get(key []byte) ([]byte, error)
 	Set(key, value []byte) error
@@ -31,6 +32,9 @@ type Store interface {
 // ErrLate reports an event older than the watermark. The caller sends the
 // event to the DLQ with this reason; it never silently disappears.
 var ErrLate = errors.New("operators: event older than the watermark (beyond allowed lateness)")
+
+// DefaultThresholdEvidence is the default of Options.ThresholdEvidence.
+const DefaultThresholdEvidence = 16
 
 // Options configure an Engine.
 type Options struct {
@@ -44,6 +48,13 @@ type Options struct {
 	// SweepEvery is how far (in event time) the watermark moves between
 	// two sweeps of expired state in the Store. Default 1 minute.
 	SweepEvery time.Duration
+	// ThresholdEvidence is how many matched events a threshold keeps per
+	// (rule, key, group) for its alert: the newest ones. The threshold
+	// itself keeps only ids, times and distinct values / sum terms of the
+	// window, so this bounds the state of a busy key. The alert id still
+	// hashes every event id of the firing window. Default
+	// DefaultThresholdEvidence.
+	ThresholdEvidence int
 }
 
 // Stats count what the engine did; read them for metrics.
@@ -53,6 +64,9 @@ type Stats struct {
 	StepsEvaluated uint64 // where-conditions run
 	EvalErrors     uint64 // conditions that failed at run time (counted as false)
 	Alerts         uint64
+	// StateDiscarded counts stored states this build could not read
+	// (another state version) and started fresh.
+	StateDiscarded uint64
 }
 
 var (
@@ -60,7 +74,9 @@ var (
 	statePrefix = []byte("s/")
 )
 
-// Engine runs a rule set over one partition's events.
+// Engine runs a rule set over one partition's events. It is not safe for
+// concurrent use: one goroutine (the partition's worker) calls Process,
+// Advance, Flush and Reload.
 type Engine struct {
 	set   *rules.Set
 	st    Store
@@ -70,17 +86,24 @@ type Engine struct {
 
 	env   rules.Env // current event, reused
 	env2  rules.Env // alert building, reused
+	henv  rules.HavingEnv
 	vm    vm.VM
 	hits  []hit
 	stats Stats
 
 	maxSeen   time.Time
 	wm        time.Time
+	wmN       int64 // wm in unix ns
 	lastSweep time.Time
 	metaDirty bool
 
-	cache  map[string]*entry
+	cached int      // entries in all rules' caches
+	dirty  []*entry // entries changed since the last Flush
 	timers timerHeap
+
+	kbuf, vbuf []byte   // Store key and value buffers, reused
+	marks      []uint32 // distinct counting scratch (epoch marks)
+	epoch      uint32
 }
 
 // crule is a rule with what the engine precomputes for it.
@@ -88,6 +111,8 @@ type crule struct {
 	*rules.Rule
 	idx    int
 	prefix string // "s/<id>@<version>/"
+	// states caches the per-key state of this rule.
+	states map[string]*entry
 }
 
 type stepRef struct {
@@ -96,10 +121,21 @@ type stepRef struct {
 	bit  int // step index, -1 for until
 }
 
+// Dispatch fields, in the order they are consulted.
+const (
+	dAction = iota
+	dSource
+	dType
+	dCategory
+	nDispatch
+)
+
+var dispatchField = map[string]int{"Action": dAction, "Source": dSource, "Type": dType, "Category": dCategory}
+
 // dispatch maps an event's Action/Source/Type/Category to the steps that
 // can match it; steps without a hint are in any.
 type dispatch struct {
-	byField map[string]map[string][]stepRef
+	byField [nDispatch]map[string][]stepRef
 	any     []stepRef
 }
 
@@ -110,10 +146,11 @@ type hit struct {
 }
 
 type entry struct {
-	key   string
+	key   string // the correlation key
 	r     *crule
-	rs    *ruleState
+	rs    ruleState
 	dirty bool
+	dead  bool // its rule was removed by Reload
 }
 
 // NewEngine builds an engine over st. Persisted state is read lazily per
@@ -131,16 +168,36 @@ func NewEngine(set *rules.Set, st Store, opts Options) (*Engine, error) {
 	if opts.SweepEvery <= 0 {
 		opts.SweepEvery = time.Minute
 	}
-	e := &Engine{set: set, st: st, opts: opts, disp: map[event.Keyspace]*dispatch{}, cache: map[string]*entry{}}
+	if opts.ThresholdEvidence <= 0 {
+		opts.ThresholdEvidence = DefaultThresholdEvidence
+	}
+	e := &Engine{st: st, opts: opts}
+	e.install(set)
+	if err := e.loadMeta(); err != nil {
+		return nil, err
+	}
+	for _, r := range e.rules {
+		if err := e.loadTimers(r); err != nil {
+			return nil, err
+		}
+	}
+	return e, nil
+}
+
+// install compiles the dispatch index of set; rule caches start empty.
+func (e *Engine) install(set *rules.Set) {
+	e.set = set
+	e.rules = nil
+	e.disp = map[event.Keyspace]*dispatch{}
 	for _, r := range set.Rules {
 		if r.Disabled {
 			continue
 		}
-		cr := &crule{Rule: r, idx: len(e.rules), prefix: "s/" + r.ID + "@" + r.Version + "/"}
+		cr := &crule{Rule: r, idx: len(e.rules), prefix: "s/" + r.ID + "@" + r.Version + "/", states: map[string]*entry{}}
 		e.rules = append(e.rules, cr)
 		d := e.disp[r.Keyspace]
 		if d == nil {
-			d = &dispatch{byField: map[string]map[string][]stepRef{}}
+			d = &dispatch{}
 			e.disp[r.Keyspace] = d
 		}
 		for i, s := range r.Steps {
@@ -150,25 +207,19 @@ func NewEngine(set *rules.Set, st Store, opts Options) (*Engine, error) {
 			d.add(stepRef{r: cr, step: r.Until, bit: -1})
 		}
 	}
-	if err := e.loadMeta(); err != nil {
-		return nil, err
-	}
-	if err := e.loadTimers(); err != nil {
-		return nil, err
-	}
-	return e, nil
 }
 
 func (d *dispatch) add(s stepRef) {
 	h := s.step.Hint
-	if h.Field == "" {
+	f, ok := dispatchField[h.Field]
+	if !ok {
 		d.any = append(d.any, s)
 		return
 	}
-	m := d.byField[h.Field]
+	m := d.byField[f]
 	if m == nil {
 		m = map[string][]stepRef{}
-		d.byField[h.Field] = m
+		d.byField[f] = m
 	}
 	for _, v := range h.Values {
 		m[v] = append(m[v], s)
@@ -192,8 +243,14 @@ func (e *Engine) loadMeta() error {
 	if err := json.Unmarshal(b, &m); err != nil {
 		return fmt.Errorf("operators: decode watermark: %w", err)
 	}
-	e.maxSeen, e.wm, e.lastSweep = m.MaxSeen, m.WM, m.WM
+	e.maxSeen, e.lastSweep = m.MaxSeen, m.WM
+	e.setWM(m.WM)
 	return nil
+}
+
+func (e *Engine) setWM(t time.Time) {
+	e.wm = t
+	e.wmN = nanos(t)
 }
 
 // Watermark returns the current watermark.
@@ -205,7 +262,8 @@ func (e *Engine) Stats() Stats { return e.stats }
 // Process feeds one event that arrived on events.<ks> under key and
 // returns the alerts that fire (including absence deadlines the event's
 // time pushed the watermark past). An event older than the watermark
-// returns ErrLate and changes nothing.
+// returns ErrLate and changes nothing. The engine does not keep ev, but
+// may decode its Fields.
 func (e *Engine) Process(ks event.Keyspace, key string, ev *event.Event) ([]alert.Alert, error) {
 	if ev.Time.Before(e.wm) {
 		e.stats.Late++
@@ -217,14 +275,12 @@ func (e *Engine) Process(ks event.Keyspace, key string, ev *event.Event) ([]aler
 		e.maxSeen = ev.Time
 		e.metaDirty = true
 		if wm := ev.Time.Add(-e.opts.Lateness); wm.After(e.wm) {
-			e.wm = wm
+			e.setWM(wm)
 		}
 	}
 	var out []alert.Alert
 	if d := e.disp[ks]; d != nil && key != "" {
-		if err := e.match(d, ev); err != nil {
-			return nil, err
-		}
+		e.match(d, ev)
 		for _, h := range e.hits {
 			if h.r.Key != nil && !e.keySelected(h.r, key) {
 				continue
@@ -236,50 +292,53 @@ func (e *Engine) Process(ks event.Keyspace, key string, ev *event.Event) ([]aler
 			out = append(out, as...)
 		}
 	}
-	as, err := e.fireTimers()
-	if err != nil {
-		return nil, err
+	if e.timers.Len() > 0 && e.wmN > e.timers[0].at {
+		as, err := e.fireTimers()
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, as...)
 	}
-	out = append(out, as...)
 	e.stats.Alerts += uint64(len(out))
 	return out, nil
 }
 
 // match evaluates the steps dispatched for ev and fills e.hits, one per
 // rule, in rule order.
-func (e *Engine) match(d *dispatch, ev *event.Event) error {
+func (e *Engine) match(d *dispatch, ev *event.Event) {
 	e.hits = e.hits[:0]
 	e.env.Reset(ev)
-	decoded := false
-	eval := func(refs []stepRef) {
-		for _, s := range refs {
-			if s.step.Where.UsesFields && !decoded {
-				decoded = true
-				_ = ev.DecodeFields() // a bad raw record leaves Fields empty: conditions see no fields
-			}
-			e.stats.StepsEvaluated++
-			out, err := e.vm.Run(s.step.Where.Program, &e.env)
-			if err != nil {
-				e.stats.EvalErrors++
-				continue
-			}
-			if b, _ := out.(bool); !b {
-				continue
-			}
-			e.addHit(s)
+	vals := [nDispatch]string{dAction: ev.Action, dSource: ev.Source, dType: ev.Type, dCategory: string(ev.Category)}
+	for f, m := range d.byField {
+		if m != nil {
+			e.eval(m[vals[f]], ev)
 		}
 	}
-	for _, f := range [...]struct {
-		name string
-		val  string
-	}{{"Action", ev.Action}, {"Source", ev.Source}, {"Type", ev.Type}, {"Category", string(ev.Category)}} {
-		if m := d.byField[f.name]; m != nil {
-			eval(m[f.val])
+	e.eval(d.any, ev)
+	// Insertion sort: a handful of hits, and sort.Slice allocates.
+	for i := 1; i < len(e.hits); i++ {
+		for j := i; j > 0 && e.hits[j].r.idx < e.hits[j-1].r.idx; j-- {
+			e.hits[j], e.hits[j-1] = e.hits[j-1], e.hits[j]
 		}
 	}
-	eval(d.any)
-	sort.Slice(e.hits, func(i, j int) bool { return e.hits[i].r.idx < e.hits[j].r.idx })
-	return nil
+}
+
+func (e *Engine) eval(refs []stepRef, ev *event.Event) {
+	for _, s := range refs {
+		if s.step.Where.UsesFields {
+			_ = ev.DecodeFields() // a bad raw record leaves Fields empty: conditions see no fields
+		}
+		e.stats.StepsEvaluated++
+		out, err := e.vm.Run(s.step.Where.Program, &e.env)
+		if err != nil {
+			e.stats.EvalErrors++
+			continue
+		}
+		if b, _ := out.(bool); !b {
+			continue
+		}
+		e.addHit(s)
+	}
 }
 
 func (e *Engine) addHit(s stepRef) {
@@ -304,7 +363,22 @@ func (e *Engine) addHit(s stepRef) {
 
 // keySelected runs the rule's key expression on the current event.
 func (e *Engine) keySelected(r *crule, key string) bool {
-	for _, v := range e.values(&e.env, r.Key) {
+	out, ok := e.run(&e.env, r.Key)
+	if !ok {
+		return false
+	}
+	switch x := out.(type) {
+	case string:
+		return x == key
+	case []string:
+		for _, v := range x {
+			if v == key {
+				return true
+			}
+		}
+		return false
+	}
+	for _, v := range toStrings(out) {
 		if v == key {
 			return true
 		}
@@ -312,17 +386,38 @@ func (e *Engine) keySelected(r *crule, key string) bool {
 	return false
 }
 
-// values evaluates a string-or-list expression, dropping empty values.
-func (e *Engine) values(env *rules.Env, x *rules.Expr) []string {
+func (e *Engine) run(env *rules.Env, x *rules.Expr) (any, bool) {
 	if x.UsesFields {
 		_ = env.Event.DecodeFields()
 	}
 	out, err := e.vm.Run(x.Program, env)
 	if err != nil {
 		e.stats.EvalErrors++
+		return nil, false
+	}
+	return out, true
+}
+
+// values evaluates a string-or-list expression, dropping empty values.
+func (e *Engine) values(env *rules.Env, x *rules.Expr) []string {
+	out, ok := e.run(env, x)
+	if !ok {
 		return nil
 	}
 	return toStrings(out)
+}
+
+// value evaluates a string-or-list expression into one string (list
+// elements joined by ","), without allocating for a plain string.
+func (e *Engine) value(env *rules.Env, x *rules.Expr) string {
+	out, ok := e.run(env, x)
+	if !ok {
+		return ""
+	}
+	if s, ok := out.(string); ok {
+		return s
+	}
+	return strings.Join(toStrings(out), ",")
 }
 
 func toStrings(v any) []string {
@@ -362,7 +457,7 @@ func (e *Engine) apply(h hit, ks event.Keyspace, key string, ev *event.Event) ([
 		if h.mask == 0 {
 			return nil, nil
 		}
-		a := e.buildAlert(r, ks, key, [][]event.Event{{*ev}}, ev.Time, ev.Time)
+		a := e.buildAlert(r, ks, key, [][]event.Event{{*ev}}, ev.Time, ev.Time, nil)
 		return e.emit(r, key, ev, a)
 	}
 	ent, err := e.load(r, key)
@@ -424,20 +519,23 @@ func (e *Engine) emit(r *crule, key string, last *event.Event, a alert.Alert) ([
 		}
 		sk = strings.Join(parts, "\x1f")
 	}
-	rs := ent.rs
-	if until, ok := rs.Supp[sk]; ok && a.Time.Before(until) {
+	rs := &ent.rs
+	at := nanos(a.Time)
+	if until, ok := rs.supp[sk]; ok && at < until {
 		return nil, nil
 	}
-	if rs.Supp == nil {
-		rs.Supp = map[string]time.Time{}
+	if rs.supp == nil {
+		rs.supp = map[string]int64{}
 	}
-	rs.Supp[sk] = a.Time.Add(r.Suppress.Window)
-	ent.dirty = true
+	rs.supp[sk] = at + int64(r.Suppress.Window)
+	e.touch(ent)
 	return []alert.Alert{a}, nil
 }
 
-// buildAlert assembles an alert from the events of each step.
-func (e *Engine) buildAlert(r *crule, ks event.Keyspace, key string, steps [][]event.Event, first, last time.Time) alert.Alert {
+// buildAlert assembles an alert from the events of each step. The id
+// hashes ids (every event id of a threshold window) or, when ids is nil,
+// the ids of the steps' events.
+func (e *Engine) buildAlert(r *crule, ks event.Keyspace, key string, steps [][]event.Event, first, last time.Time, ids []string) alert.Alert {
 	a := alert.Alert{
 		RuleID: r.ID, RuleVersion: r.Version, Title: r.Name, Description: r.Description,
 		Severity: r.Severity, Tactics: r.Tactics, Techniques: r.Techniques,
@@ -463,7 +561,10 @@ func (e *Engine) buildAlert(r *crule, ks event.Keyspace, key string, steps [][]e
 			}
 		}
 	}
-	a.ID = alert.MakeID(r.ID, r.Version, ks, key, a.EventIDs())
+	if ids == nil {
+		ids = a.EventIDs()
+	}
+	a.ID = alert.MakeID(r.ID, r.Version, ks, key, ids)
 	return a
 }
 
@@ -485,7 +586,7 @@ func keyspaceEntity(ks event.Keyspace) alert.EntityType {
 // ticker, so a silent key still times out.
 func (e *Engine) Advance(watermark time.Time) ([]alert.Alert, error) {
 	if watermark.After(e.wm) {
-		e.wm = watermark
+		e.setWM(watermark)
 		e.metaDirty = true
 	}
 	out, err := e.fireTimers()
@@ -502,17 +603,28 @@ func (e *Engine) Advance(watermark time.Time) ([]alert.Alert, error) {
 	return out, nil
 }
 
+// touch marks ent to be written by the next Flush.
+func (e *Engine) touch(ent *entry) {
+	if !ent.dirty {
+		ent.dirty = true
+		e.dirty = append(e.dirty, ent)
+	}
+}
+
 // Flush writes dirty state to the Store.
 func (e *Engine) Flush() error {
-	for k, ent := range e.cache {
-		if !ent.dirty {
+	for i, ent := range e.dirty {
+		if ent.dead {
 			continue
 		}
 		if err := e.save(ent); err != nil {
-			return fmt.Errorf("operators: flush %s: %w", k, err)
+			e.dirty = e.dirty[i:]
+			return fmt.Errorf("operators: flush %s%s: %w", ent.r.prefix, ent.key, err)
 		}
 		ent.dirty = false
 	}
+	clear(e.dirty)
+	e.dirty = e.dirty[:0]
 	if e.metaDirty {
 		b, _ := json.Marshal(meta{MaxSeen: e.maxSeen, WM: e.wm})
 		if err := e.st.Set(metaKey, b); err != nil {
@@ -520,62 +632,68 @@ func (e *Engine) Flush() error {
 		}
 		e.metaDirty = false
 	}
-	if len(e.cache) > e.opts.MaxCached {
-		for k, ent := range e.cache {
-			if !ent.dirty {
-				delete(e.cache, k)
-			}
+	if e.cached > e.opts.MaxCached {
+		for _, r := range e.rules {
+			clear(r.states) // all clean after the writes above
 		}
+		e.cached = 0
 	}
 	return nil
 }
 
+func (e *Engine) storeKey(r *crule, key string) []byte {
+	e.kbuf = append(append(e.kbuf[:0], r.prefix...), key...)
+	return e.kbuf
+}
+
 func (e *Engine) save(ent *entry) error {
+	k := e.storeKey(ent.r, ent.key)
 	if ent.rs.empty() {
-		return e.st.Delete([]byte(ent.key))
+		return e.st.Delete(k)
 	}
-	body, err := json.Marshal(ent.rs)
-	if err != nil {
-		return err
-	}
-	buf := make([]byte, 8, 8+len(body))
-	binary.BigEndian.PutUint64(buf, uint64(ent.rs.expiry(ent.r.Rule).UnixNano()))
-	return e.st.Set([]byte(ent.key), append(buf, body...))
+	e.vbuf = appendState(e.vbuf[:0], &ent.rs, ent.r.Rule)
+	return e.st.Set(k, e.vbuf)
 }
 
 // load returns the cached state of (rule, key), reading the Store on a miss.
 func (e *Engine) load(r *crule, key string) (*entry, error) {
-	sk := r.prefix + key
-	if ent := e.cache[sk]; ent != nil {
+	if ent := r.states[key]; ent != nil {
 		return ent, nil
 	}
-	ent := &entry{key: sk, r: r, rs: &ruleState{}}
-	b, err := e.st.Get([]byte(sk))
+	ent := &entry{key: key, r: r}
+	k := e.storeKey(r, key)
+	b, err := e.st.Get(k)
 	if err != nil {
-		return nil, fmt.Errorf("read state %s: %w", sk, err)
+		return nil, fmt.Errorf("read state %s: %w", k, err)
 	}
-	if len(b) > 8 {
-		if err := json.Unmarshal(b[8:], ent.rs); err != nil {
-			return nil, fmt.Errorf("decode state %s: %w", sk, err)
+	if b != nil {
+		if err := decodeState(b, &ent.rs); err != nil {
+			if !errors.Is(err, errUnknownStateVersion) {
+				return nil, fmt.Errorf("decode state %s: %w", k, err)
+			}
+			e.stats.StateDiscarded++
+			ent.rs = ruleState{}
 		}
 	}
-	e.cache[sk] = ent
+	r.states[key] = ent
+	e.cached++
 	return ent, nil
 }
 
 // sweep deletes state whose expiry the watermark has passed, in the cache
 // and in the Store.
 func (e *Engine) sweep() error {
-	for k, ent := range e.cache {
-		if ent.rs.expiry(ent.r.Rule).Before(e.wm) {
-			ent.rs = &ruleState{}
-			ent.dirty = true
-			_ = k
+	for _, r := range e.rules {
+		for _, ent := range r.states {
+			if !ent.rs.empty() && ent.rs.expiry(r.Rule) < e.wmN {
+				ent.rs = ruleState{}
+				e.touch(ent)
+			}
 		}
 	}
 	var dead [][]byte
 	err := e.st.Scan(statePrefix, func(k, v []byte) error {
-		if len(v) >= 8 && int64(binary.BigEndian.Uint64(v)) < e.wm.UnixNano() {
+		if len(v) >= 8 && int64(binary.BigEndian.Uint64(v)) < e.wmN {
 			dead = append(dead, append([]byte(nil), k...))
 		}
 		return nil
@@ -584,11 +702,21 @@ func (e *Engine) sweep() error {
 		return fmt.Errorf("operators: sweep: %w", err)
 	}
 	for _, k := range dead {
-		if ent := e.cache[string(k)]; ent != nil && !ent.rs.empty() {
+		if ent := e.cachedEntry(k); ent != nil && !ent.rs.empty() {
 			continue // refreshed in memory since it was written
 		}
 		if err := e.st.Delete(k); err != nil {
 			return fmt.Errorf("operators: sweep: %w", err)
+		}
+	}
+	return nil
+}
+
+// cachedEntry finds the cached entry of a Store key, if any.
+func (e *Engine) cachedEntry(k []byte) *entry {
+	for _, r := range e.rules {
+		if len(k) > len(r.prefix) && string(k[:len(r.prefix)]) == r.prefix {
+			return r.states[string(k[len(r.prefix):])]
 		}
 	}
 	return nil

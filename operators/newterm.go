@@ -1,11 +1,8 @@
 package operators
 
 import (
-	"time"
-
 	"github.com/vigil-sec/vigil/pipeline/alert"
 	"github.com/vigil-sec/vigil/pipeline/event"
-	"github.com/vigil-sec/vigil/rules"
 )
 
 // maxTerms bounds the terms remembered per key.
@@ -14,47 +11,47 @@ const maxTerms = 5000
 // newTerm fires when ev carries a value of the term field not seen for
 // this key within the lookback before ev.Time.
 func (e *Engine) newTerm(ent *entry, ks event.Keyspace, key string, ev *event.Event) []alert.Alert {
-	r, rs := ent.r, ent.rs
+	r, rs := ent.r, &ent.rs
 	nt := r.NewTerm
-	var env rules.Env
-	env.Reset(ev)
-	terms := e.values(&env, nt.Field)
-	if rs.Terms == nil {
-		rs.Terms = map[string]time.Time{}
+	terms := e.values(&e.env, nt.Field)
+	if rs.terms == nil {
+		rs.terms = map[string]int64{}
 	}
-	if rs.First.IsZero() || ev.Time.Before(rs.First) {
-		rs.First = ev.Time
-		ent.dirty = true
+	t := nanos(ev.Time)
+	if rs.first == 0 || t < rs.first {
+		rs.first = t
+		e.touch(ent)
 	}
+	lb := int64(nt.Lookback)
 	fresh := false
-	for _, t := range terms {
-		last, seen := rs.Terms[t]
-		if !seen || last.Before(ev.Time.Add(-nt.Lookback)) {
+	for _, term := range terms {
+		last, seen := rs.terms[term]
+		if !seen || last < t-lb {
 			fresh = true
 		}
-		if !seen || ev.Time.After(last) {
-			rs.Terms[t] = ev.Time
-			ent.dirty = true
+		if !seen || t > last {
+			rs.terms[term] = t
+			e.touch(ent)
 		}
 	}
 	// Forget terms outside the lookback of any future event.
-	horizon := e.wm.Add(-nt.Lookback)
-	for t, last := range rs.Terms {
-		if last.Before(horizon) {
-			delete(rs.Terms, t)
+	horizon := e.wmN - lb
+	for term, last := range rs.terms {
+		if last < horizon {
+			delete(rs.terms, term)
 		}
 	}
-	if len(rs.Terms) > maxTerms {
+	if len(rs.terms) > maxTerms {
 		var oldest string
-		for t, last := range rs.Terms {
-			if oldest == "" || last.Before(rs.Terms[oldest]) {
-				oldest = t
+		for term, last := range rs.terms {
+			if oldest == "" || last < rs.terms[oldest] {
+				oldest = term
 			}
 		}
-		delete(rs.Terms, oldest)
+		delete(rs.terms, oldest)
 	}
-	if !fresh || ev.Time.Sub(rs.First) < nt.MinHistory {
+	if !fresh || t-rs.first < int64(nt.MinHistory) {
 		return nil
 	}
-	return []alert.Alert{e.buildAlert(r, ks, key, [][]event.Event{{*ev}}, ev.Time, ev.Time)}
+	return []alert.Alert{e.buildAlert(r, ks, key, [][]event.Event{{*ev}}, ev.Time, ev.Time, nil)}
 }

@@ -2,7 +2,6 @@ package operators
 
 import (
 	"sort"
-	"time"
 
 	"github.com/vigil-sec/vigil/pipeline/alert"
 	"github.com/vigil-sec/vigil/pipeline/event"
@@ -18,93 +17,113 @@ const perStepKeep = 4
 // order. Replaying, instead of advancing a state machine in arrival order,
 // is what makes an out-of-order event within the lateness complete the
 // sequence in the right order; alerts already emitted are remembered by id
-// and not emitted again.
+// and not emitted again. Buffered events are kept encoded and decoded only
+// for an alert.
 func (e *Engine) sequence(ent *entry, ks event.Keyspace, key string, ev *event.Event, mask uint64, until bool) []alert.Alert {
-	r, rs := ent.r, ent.rs
-	for i := range rs.Seq {
-		if rs.Seq[i].Ev.ID == ev.ID && ev.ID != "" {
-			return nil // re-delivery of an event already in the buffer
+	r, rs := ent.r, &ent.rs
+	t := nanos(ev.Time)
+	i := sort.Search(len(rs.seq), func(i int) bool { return rs.seq[i].t > t })
+	if ev.ID != "" {
+		for j := i - 1; j >= 0 && rs.seq[j].t == t; j-- {
+			if rs.seq[j].id == ev.ID {
+				return nil // re-delivery of an event already in the buffer
+			}
 		}
 	}
-	rs.N++
-	en := seqEntry{Ev: *ev, Mask: mask, Until: until, N: rs.N}
-	en.Ev.Fields = nil
-	i := sort.Search(len(rs.Seq), func(i int) bool {
-		return rs.Seq[i].Ev.Time.After(ev.Time)
-	})
-	rs.Seq = append(rs.Seq, seqEntry{})
-	copy(rs.Seq[i+1:], rs.Seq[i:])
-	rs.Seq[i] = en
-	ent.dirty = true
+	rs.n++
+	b, _ := event.AppendMarshal(nil, ev) // cannot fail for a time.Time
+	rs.seq = append(rs.seq, seqEntry{})
+	copy(rs.seq[i+1:], rs.seq[i:])
+	rs.seq[i] = seqEntry{id: ev.ID, t: t, mask: mask, until: until, n: rs.n, ev: b}
+	e.touch(ent)
 
 	// Forget what no future event (time >= watermark) can complete.
-	horizon := e.wm.Add(-r.MaxSpan)
-	keep := rs.Seq[:0]
-	for _, s := range rs.Seq {
-		if !s.Ev.Time.Before(horizon) {
+	horizon := e.wmN - int64(r.MaxSpan)
+	keep := rs.seq[:0]
+	for _, s := range rs.seq {
+		if s.t >= horizon {
 			keep = append(keep, s)
 		}
 	}
-	rs.Seq = trimSeq(keep, len(r.Steps))
-	for id, t := range rs.Fired {
-		if t.Before(horizon) {
-			delete(rs.Fired, id)
+	clear(rs.seq[len(keep):])
+	rs.seq = trimSeq(keep, len(r.Steps))
+	fk := rs.fired[:0]
+	for _, f := range rs.fired {
+		if f.first >= horizon {
+			fk = append(fk, f)
 		}
 	}
+	rs.fired = fk
 
-	var matches [][]seqEntry
+	var matches [][]int
 	if r.Unordered {
-		matches = replayUnordered(rs.Seq, len(r.Steps), r.MaxSpan)
+		matches = replayUnordered(rs.seq, len(r.Steps), int64(r.MaxSpan))
 	} else {
-		matches = replayOrdered(rs.Seq, len(r.Steps), r.MaxSpan)
+		matches = replayOrdered(rs.seq, len(r.Steps), int64(r.MaxSpan))
 	}
 	var out []alert.Alert
 	for _, m := range matches {
-		steps := make([][]event.Event, len(m))
-		first, last := m[0].Ev.Time, m[0].Ev.Time
-		for j, s := range m {
-			steps[j] = []event.Event{s.Ev}
-			if s.Ev.Time.Before(first) {
-				first = s.Ev.Time
-			}
-			if s.Ev.Time.After(last) {
-				last = s.Ev.Time
-			}
-		}
+		first, last := rs.seq[m[0]].t, rs.seq[m[0]].t
 		ids := make([]string, len(m))
-		for j, s := range m {
-			ids[j] = s.Ev.ID
+		for j, k := range m {
+			s := &rs.seq[k]
+			ids[j] = s.id
+			first, last = min(first, s.t), max(last, s.t)
 		}
 		id := alert.MakeID(r.ID, r.Version, ks, key, ids)
-		if _, done := rs.Fired[id]; done {
+		if rs.hasFired(id) {
 			continue
 		}
-		if rs.Fired == nil {
-			rs.Fired = map[string]time.Time{}
+		rs.fired = append(rs.fired, firedID{id: id, first: first})
+		steps := make([][]event.Event, len(m))
+		for j, k := range m {
+			s := &rs.seq[k]
+			steps[j] = []event.Event{decodeEvent(s.ev, s.id, s.t)}
 		}
-		rs.Fired[id] = first
-		out = append(out, e.buildAlert(r, ks, key, steps, first, last))
+		out = append(out, e.buildAlert(r, ks, key, steps, fromNanos(first), fromNanos(last), ids))
 	}
 	return out
+}
+
+func (s *ruleState) hasFired(id string) bool {
+	for _, f := range s.fired {
+		if f.id == id {
+			return true
+		}
+	}
+	return false
 }
 
 // trimSeq keeps, per step, the newest perStepKeep entries (until entries
 // count as their own step).
 func trimSeq(seq []seqEntry, steps int) []seqEntry {
-	counts := make([]int, steps+1)
-	keep := make([]bool, len(seq))
+	var counts [34]int
+	var kb [160]bool
+	keep := kb[:0]
+	if len(seq) <= len(kb) {
+		keep = kb[:len(seq)]
+	} else {
+		keep = make([]bool, len(seq))
+	}
+	drop := false
 	for i := len(seq) - 1; i >= 0; i-- {
-		s := seq[i]
+		s := &seq[i]
 		for b := 0; b < steps; b++ {
-			if s.Mask&(1<<b) != 0 && counts[b] < perStepKeep {
+			if s.mask&(1<<b) != 0 && counts[b] < perStepKeep {
 				counts[b]++
 				keep[i] = true
 			}
 		}
-		if s.Until && counts[steps] < perStepKeep {
+		if s.until && counts[steps] < perStepKeep {
 			counts[steps]++
 			keep[i] = true
 		}
+		if !keep[i] {
+			drop = true
+		}
+	}
+	if !drop {
+		return seq
 	}
 	out := seq[:0]
 	for i, s := range seq {
@@ -112,49 +131,54 @@ func trimSeq(seq []seqEntry, steps int) []seqEntry {
 			out = append(out, s)
 		}
 	}
+	clear(seq[len(out):])
 	return out
 }
 
-// replayOrdered runs the EQL state machine over seq (event-time order):
+// replayOrdered runs the EQL state machine over seq (event-time order) and
+// returns the completed matches as indices into seq, in step order:
 // pending[i] is the one partial match that completed steps 0..i, the
 // newest replacing the older; an event advances pending[i-1] to step i if
 // it lies within maxspan of the partial's first event; until kills every
 // pending partial. Steps are tried from last to first so one event never
 // advances the same partial twice.
-func replayOrdered(seq []seqEntry, n int, maxspan time.Duration) [][]seqEntry {
-	pending := make([][]seqEntry, n)
-	var out [][]seqEntry
-	for _, s := range seq {
-		if s.Until {
-			for i := range pending {
-				pending[i] = nil
-			}
+func replayOrdered(seq []seqEntry, n int, maxspan int64) [][]int {
+	// pending[i][:i+1] holds the partial that completed step i; plen[i] is
+	// 0 when there is none. Fixed arrays: steps are at most 32.
+	var pending [32][32]int
+	var plen [32]int
+	var out [][]int
+	for k := range seq {
+		s := &seq[k]
+		if s.until {
+			plen = [32]int{}
 		}
 		for i := n - 1; i >= 0; i-- {
-			if s.Mask&(1<<i) == 0 {
+			if s.mask&(1<<i) == 0 {
 				continue
 			}
 			if i == 0 {
-				pending[0] = []seqEntry{s}
 				if n == 1 {
-					out = append(out, pending[0])
-					pending[0] = nil
+					out = append(out, []int{k})
+					continue
 				}
+				pending[0][0], plen[0] = k, 1
 				continue
 			}
-			p := pending[i-1]
-			if p == nil {
+			if plen[i-1] == 0 {
 				continue
 			}
-			pending[i-1] = nil
-			if s.Ev.Time.Sub(p[0].Ev.Time) > maxspan {
+			plen[i-1] = 0
+			p := pending[i-1][:i]
+			if s.t-seq[p[0]].t > maxspan {
 				continue
 			}
-			np := append(append(make([]seqEntry, 0, i+1), p...), s)
 			if i == n-1 {
-				out = append(out, np)
+				m := make([]int, 0, n)
+				out = append(out, append(append(m, p...), k))
 			} else {
-				pending[i] = np
+				copy(pending[i][:i], p)
+				pending[i][i], plen[i] = k, i+1
 			}
 		}
 	}
@@ -162,53 +186,52 @@ func replayOrdered(seq []seqEntry, n int, maxspan time.Duration) [][]seqEntry {
 }
 
 // replayUnordered fills one slot per step with the newest event for it;
-// when every slot is filled within maxspan the match completes.
-func replayUnordered(seq []seqEntry, n int, maxspan time.Duration) [][]seqEntry {
-	slots := make([]*seqEntry, n)
-	var out [][]seqEntry
+// when every slot is filled within maxspan the match completes. Matches
+// are indices into seq, in step order.
+func replayUnordered(seq []seqEntry, n int, maxspan int64) [][]int {
+	var slots [32]int // index+1 into seq, 0 = empty
+	var out [][]int
 	for k := range seq {
 		s := &seq[k]
-		if s.Until {
-			for i := range slots {
-				slots[i] = nil
-			}
+		if s.until {
+			slots = [32]int{}
 		}
-		if s.Mask == 0 {
+		if s.mask == 0 {
 			continue
 		}
-		for i, sl := range slots {
-			if sl != nil && s.Ev.Time.Sub(sl.Ev.Time) > maxspan {
-				slots[i] = nil
+		for i := 0; i < n; i++ {
+			if slots[i] != 0 && s.t-seq[slots[i]-1].t > maxspan {
+				slots[i] = 0
 			}
 		}
 		// The event takes an empty slot it can fill, else replaces the
 		// oldest event among the steps it matches.
 		target := -1
 		for i := 0; i < n; i++ {
-			if s.Mask&(1<<i) == 0 {
+			if s.mask&(1<<i) == 0 {
 				continue
 			}
-			if slots[i] == nil {
+			if slots[i] == 0 {
 				target = i
 				break
 			}
-			if target < 0 || slots[i].Ev.Time.Before(slots[target].Ev.Time) {
+			if target < 0 || seq[slots[i]-1].t < seq[slots[target]-1].t {
 				target = i
 			}
 		}
-		slots[target] = s
+		slots[target] = k + 1
 		full := true
-		for _, sl := range slots {
-			if sl == nil {
+		for i := 0; i < n; i++ {
+			if slots[i] == 0 {
 				full = false
 				break
 			}
 		}
 		if full {
-			m := make([]seqEntry, n)
-			for i, sl := range slots {
-				m[i] = *sl
-				slots[i] = nil
+			m := make([]int, n)
+			for i := 0; i < n; i++ {
+				m[i] = slots[i] - 1
+				slots[i] = 0
 			}
 			out = append(out, m)
 		}

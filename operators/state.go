@@ -1,101 +1,612 @@
 package operators
 
 import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math"
+	"sort"
 	"time"
 
 	"github.com/vigil-sec/vigil/pipeline/event"
 	"github.com/vigil-sec/vigil/rules"
 )
 
+// State encoding
+//
+// A state value in the Store is
+//
+//	expiry   8 bytes, big-endian unix nanoseconds (the sweep reads only this)
+//	version  1 byte, stateVersion
+//	section* tag byte + body, each section at most once, in any order
+//
+// with uvarint lengths and counts, zig-zag varint times (unix nanoseconds,
+// delta-encoded inside a time-ordered list), strings as uvarint length +
+// bytes, and events in the pipeline/event binary codec. Empty sections are
+// not written, so a key with one pending sequence step costs one section.
+//
+// Why not JSON: encoding state was 56% of the engine's CPU with JSON, and a
+// threshold key that kept whole events as JSON cost ~18–58 KB. The binary
+// form is written with append into one reused buffer and decoded only on a
+// cache miss.
+//
+// Evolution: a value whose version byte this build does not know (written
+// by a newer release, or the JSON of an older one, whose byte 8 is '{') is
+// not misread: the engine starts that key fresh and counts it in
+// Stats.StateDiscarded, as it does for a changed rule. A new section gets a
+// new tag; a tag is never reused.
+const stateVersion = 2
+
+// Section tags of stateVersion 2. Never reuse or renumber one.
+const (
+	tagSeq     = 1 // sequence buffer
+	tagFired   = 2 // sequence alerts already emitted
+	tagGroups  = 3 // threshold groups
+	tagAnchors = 4 // absence anchors
+	tagExpects = 5 // absence expect times
+	tagTerms   = 6 // new_term terms
+	tagFirst   = 7 // new_term first sight of the key
+	tagSupp    = 8 // suppression
+	tagN       = 9 // sequence arrival counter
+)
+
+// errUnknownStateVersion marks a value this build cannot read; the key
+// starts fresh.
+var errUnknownStateVersion = errors.New("unknown state version")
+
 // ruleState is the state of one (rule, key). Only the fields of the rule's
-// kind are used; all are optional so the JSON stays small.
+// kind are used. Times are unix nanoseconds.
 type ruleState struct {
-	// sequence: recent step events in event-time order, and the alerts
-	// already emitted (id -> time of their first event).
-	Seq   []seqEntry           `json:"seq,omitempty"`
-	Fired map[string]time.Time `json:"fired,omitempty"`
-	N     uint64               `json:"n,omitempty"` // arrival counter, orders equal times
+	// sequence: recent step events in event-time order, the alerts
+	// already emitted, and an arrival counter that orders equal times.
+	seq   []seqEntry
+	fired []firedID
+	n     uint64
 
 	// threshold: one group per group_by value.
-	Groups map[string]*thGroup `json:"groups,omitempty"`
+	groups map[string]*thGroup
 
 	// absence: pending anchors and recent expect times.
-	Anchors []absAnchor `json:"anchors,omitempty"`
-	Expects []time.Time `json:"expects,omitempty"`
+	anchors []absAnchor
+	expects []int64
 
 	// new_term: term -> last seen; when the key was first seen.
-	Terms map[string]time.Time `json:"terms,omitempty"`
-	First time.Time            `json:"first,omitzero"`
+	terms map[string]int64
+	first int64
 
 	// suppression: suppression key -> until.
-	Supp map[string]time.Time `json:"supp,omitempty"`
+	supp map[string]int64
 }
 
+// seqEntry is one buffered sequence event. The event itself is kept
+// encoded and decoded only when it ends up in an alert.
 type seqEntry struct {
-	Ev    event.Event `json:"e"`
-	Mask  uint64      `json:"m,omitempty"`
-	Until bool        `json:"u,omitempty"`
-	N     uint64      `json:"n"`
+	id    string
+	t     int64
+	mask  uint64
+	until bool
+	n     uint64
+	ev    []byte
 }
 
+type firedID struct {
+	id    string
+	first int64
+}
+
+// thEntry is what a threshold needs of one event: its id (re-delivery,
+// alert id), its time, its distinct value (an index into thGroup.vals, -1
+// for none) and its sum term. Not the event: see thGroup.evidence.
 type thEntry struct {
-	Ev event.Event `json:"e"`
-	D  string      `json:"d,omitempty"`
-	S  float64     `json:"s,omitempty"`
+	t   int64
+	s   float64
+	off uint32 // id = thGroup.ids[off:off+n]
+	n   uint32
+	d   int32
+}
+
+// thEvidence is a matched event kept for the alert, encoded.
+type thEvidence struct {
+	t  int64
+	ev []byte
 }
 
 type thGroup struct {
-	Entries   []thEntry `json:"entries,omitempty"`
-	SuppUntil time.Time `json:"supp_until,omitzero"`
-	Fired     []int64   `json:"fired,omitempty"` // tumbling buckets that fired
+	entries []thEntry // time order
+	// ids holds the entries' ids back to back: one allocation per group
+	// instead of one per event, and contiguous to encode (a Flush that
+	// chased one small string per entry was bound by cache misses).
+	ids  []byte
+	vals []string // dictionary of distinct values
+	// evidence holds the newest Options.ThresholdEvidence matched events
+	// (time order), the events the alert carries.
+	evidence  []thEvidence
+	suppUntil int64
+	fired     []int64 // tumbling buckets that fired
 }
 
 type absAnchor struct {
-	Ev       event.Event `json:"e"`
-	Deadline time.Time   `json:"deadline"`
+	id       string
+	t        int64
+	deadline int64
+	ev       []byte
 }
 
 func (s *ruleState) empty() bool {
-	return len(s.Seq) == 0 && len(s.Fired) == 0 && len(s.Groups) == 0 && len(s.Anchors) == 0 &&
-		len(s.Expects) == 0 && len(s.Terms) == 0 && len(s.Supp) == 0
+	return len(s.seq) == 0 && len(s.fired) == 0 && len(s.groups) == 0 && len(s.anchors) == 0 &&
+		len(s.expects) == 0 && len(s.terms) == 0 && len(s.supp) == 0
 }
 
-// expiry is the event time after which nothing in s can matter.
-func (s *ruleState) expiry(r *rules.Rule) time.Time {
-	var t time.Time
-	max := func(x time.Time) {
-		if x.After(t) {
+// nanos converts an event time to unix nanoseconds, clamped to the range
+// int64 nanoseconds can hold (1678..2262) so absurd times order sensibly.
+func nanos(t time.Time) int64 {
+	if t.Before(minTime) {
+		return math.MinInt64 / 2
+	}
+	if t.After(maxTime) {
+		return math.MaxInt64 / 2
+	}
+	return t.UnixNano()
+}
+
+var (
+	minTime = time.Unix(0, math.MinInt64/2)
+	maxTime = time.Unix(0, math.MaxInt64/2)
+)
+
+func fromNanos(n int64) time.Time { return time.Unix(0, n).UTC() }
+
+// expiry is the event time (unix ns) after which nothing in s can matter.
+func (s *ruleState) expiry(r *rules.Rule) int64 {
+	t := int64(math.MinInt64)
+	max := func(x int64) {
+		if x > t {
 			t = x
 		}
 	}
-	for _, e := range s.Seq {
-		max(e.Ev.Time.Add(r.MaxSpan + r.Lateness))
+	span := int64(r.MaxSpan + r.Lateness)
+	for i := range s.seq {
+		max(s.seq[i].t + span)
 	}
-	for _, f := range s.Fired {
-		max(f.Add(r.MaxSpan + r.Lateness))
+	for _, f := range s.fired {
+		max(f.first + span)
 	}
-	for _, g := range s.Groups {
-		for _, e := range g.Entries {
-			max(e.Ev.Time.Add(r.Window))
+	W := int64(r.Window)
+	for _, g := range s.groups {
+		if n := len(g.entries); n > 0 {
+			max(g.entries[n-1].t + W)
 		}
-		max(g.SuppUntil)
-		for _, b := range g.Fired {
-			max(time.Unix(0, (b+1)*int64(r.Window)))
+		if n := len(g.evidence); n > 0 {
+			max(g.evidence[n-1].t + W)
+		}
+		max(g.suppUntil)
+		for _, b := range g.fired {
+			max((b + 1) * W)
 		}
 	}
-	for _, a := range s.Anchors {
-		max(a.Deadline)
+	for _, a := range s.anchors {
+		max(a.deadline)
 	}
-	for _, x := range s.Expects {
-		max(x.Add(r.Window + r.Lateness))
+	for _, x := range s.expects {
+		max(x + int64(r.Window+r.Lateness))
 	}
 	if r.NewTerm != nil {
-		for _, x := range s.Terms {
-			max(x.Add(r.NewTerm.Lookback))
+		for _, x := range s.terms {
+			max(x + int64(r.NewTerm.Lookback))
 		}
 	}
-	for _, x := range s.Supp {
+	for _, x := range s.supp {
 		max(x)
 	}
 	return t
+}
+
+// appendState appends the Store value of s (expiry prefix included).
+func appendState(b []byte, s *ruleState, r *rules.Rule) []byte {
+	b = binary.BigEndian.AppendUint64(b, uint64(s.expiry(r)))
+	b = append(b, stateVersion)
+	if len(s.seq) > 0 {
+		b = append(b, tagSeq)
+		b = binary.AppendUvarint(b, uint64(len(s.seq)))
+		prev := int64(0)
+		for i := range s.seq {
+			x := &s.seq[i]
+			b = appendStr(b, x.id)
+			b = binary.AppendVarint(b, x.t-prev)
+			prev = x.t
+			b = binary.AppendUvarint(b, x.mask)
+			if x.until {
+				b = append(b, 1)
+			} else {
+				b = append(b, 0)
+			}
+			b = binary.AppendUvarint(b, x.n)
+			b = appendBytes(b, x.ev)
+		}
+	}
+	if s.n != 0 {
+		b = append(b, tagN)
+		b = binary.AppendUvarint(b, s.n)
+	}
+	if len(s.fired) > 0 {
+		b = append(b, tagFired)
+		b = binary.AppendUvarint(b, uint64(len(s.fired)))
+		for _, f := range s.fired {
+			b = appendStr(b, f.id)
+			b = binary.AppendVarint(b, f.first)
+		}
+	}
+	if len(s.groups) > 0 {
+		b = append(b, tagGroups)
+		b = binary.AppendUvarint(b, uint64(len(s.groups)))
+		keys := make([]string, 0, len(s.groups))
+		for k := range s.groups {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys) // deterministic bytes for the same state
+		for _, k := range keys {
+			b = appendStr(b, k)
+			b = appendGroup(b, s.groups[k])
+		}
+	}
+	if len(s.anchors) > 0 {
+		b = append(b, tagAnchors)
+		b = binary.AppendUvarint(b, uint64(len(s.anchors)))
+		for _, a := range s.anchors {
+			b = appendStr(b, a.id)
+			b = binary.AppendVarint(b, a.t)
+			b = binary.AppendVarint(b, a.deadline-a.t)
+			b = appendBytes(b, a.ev)
+		}
+	}
+	if len(s.expects) > 0 {
+		b = append(b, tagExpects)
+		b = binary.AppendUvarint(b, uint64(len(s.expects)))
+		for _, x := range s.expects {
+			b = binary.AppendVarint(b, x)
+		}
+	}
+	if len(s.terms) > 0 {
+		b = append(b, tagTerms)
+		b = appendTimeMap(b, s.terms)
+	}
+	if s.first != 0 {
+		b = append(b, tagFirst)
+		b = binary.AppendVarint(b, s.first)
+	}
+	if len(s.supp) > 0 {
+		b = append(b, tagSupp)
+		b = appendTimeMap(b, s.supp)
+	}
+	return b
+}
+
+// appendGroup writes a threshold group, compacting its dictionary to the
+// values its entries still use.
+func appendGroup(b []byte, g *thGroup) []byte {
+	b = binary.AppendVarint(b, g.suppUntil)
+	b = binary.AppendUvarint(b, uint64(len(g.fired)))
+	for _, f := range g.fired {
+		b = binary.AppendVarint(b, f)
+	}
+	// Dictionary: only referenced values, renumbered in first-use order.
+	var remap []int32
+	if len(g.vals) > 0 {
+		remap = make([]int32, len(g.vals))
+		for i := range remap {
+			remap[i] = -1
+		}
+	}
+	var used []string
+	for _, x := range g.entries {
+		if x.d >= 0 && remap[x.d] < 0 {
+			remap[x.d] = int32(len(used))
+			used = append(used, g.vals[x.d])
+		}
+	}
+	b = binary.AppendUvarint(b, uint64(len(used)))
+	for _, v := range used {
+		b = appendStr(b, v)
+	}
+	hasSum := false
+	for _, x := range g.entries {
+		if x.s != 0 {
+			hasSum = true
+			break
+		}
+	}
+	b = binary.AppendUvarint(b, uint64(len(g.entries)))
+	if hasSum {
+		b = append(b, 1)
+	} else {
+		b = append(b, 0)
+	}
+	prev := int64(0)
+	for _, x := range g.entries {
+		b = appendBytes(b, g.ids[x.off:x.off+x.n])
+		b = binary.AppendVarint(b, x.t-prev)
+		prev = x.t
+		d := int64(-1)
+		if x.d >= 0 {
+			d = int64(remap[x.d])
+		}
+		b = binary.AppendVarint(b, d)
+		if hasSum {
+			b = binary.LittleEndian.AppendUint64(b, math.Float64bits(x.s))
+		}
+	}
+	b = binary.AppendUvarint(b, uint64(len(g.evidence)))
+	prev = 0
+	for _, x := range g.evidence {
+		b = binary.AppendVarint(b, x.t-prev)
+		prev = x.t
+		b = appendBytes(b, x.ev)
+	}
+	return b
+}
+
+func appendTimeMap(b []byte, m map[string]int64) []byte {
+	b = binary.AppendUvarint(b, uint64(len(m)))
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		b = appendStr(b, k)
+		b = binary.AppendVarint(b, m[k])
+	}
+	return b
+}
+
+func appendStr(b []byte, s string) []byte {
+	b = binary.AppendUvarint(b, uint64(len(s)))
+	return append(b, s...)
+}
+
+func appendBytes(b []byte, p []byte) []byte {
+	b = binary.AppendUvarint(b, uint64(len(p)))
+	return append(b, p...)
+}
+
+// decodeState reads a Store value written by appendState. Event bytes in
+// the result alias v, so the caller passes a copy it owns.
+func decodeState(v []byte, s *ruleState) error {
+	*s = ruleState{}
+	if len(v) < 9 {
+		return fmt.Errorf("%w: value of %d bytes", errMalformedState, len(v))
+	}
+	if v[8] != stateVersion {
+		return fmt.Errorf("%w %d (this build reads %d)", errUnknownStateVersion, v[8], stateVersion)
+	}
+	d := &reader{b: v, off: 9}
+	seen := uint16(0)
+	for d.off < len(d.b) && d.err == nil {
+		tag := d.b[d.off]
+		d.off++
+		if tag >= 16 || seen&(1<<tag) != 0 {
+			return fmt.Errorf("%w: section %d at offset %d", errMalformedState, tag, d.off-1)
+		}
+		seen |= 1 << tag
+		switch tag {
+		case tagSeq:
+			n := d.count(4)
+			s.seq = make([]seqEntry, n)
+			prev := int64(0)
+			for i := range s.seq {
+				x := &s.seq[i]
+				x.id = d.str()
+				x.t = prev + d.varint()
+				prev = x.t
+				x.mask = d.uvarint()
+				x.until = d.byte() != 0
+				x.n = d.uvarint()
+				x.ev = d.bytes()
+			}
+		case tagN:
+			s.n = d.uvarint()
+		case tagFired:
+			n := d.count(2)
+			s.fired = make([]firedID, n)
+			for i := range s.fired {
+				s.fired[i].id = d.str()
+				s.fired[i].first = d.varint()
+			}
+		case tagGroups:
+			n := d.count(5)
+			s.groups = make(map[string]*thGroup, n)
+			for i := 0; i < n && d.err == nil; i++ {
+				k := d.str()
+				s.groups[k] = d.group()
+			}
+		case tagAnchors:
+			n := d.count(4)
+			s.anchors = make([]absAnchor, n)
+			for i := range s.anchors {
+				a := &s.anchors[i]
+				a.id = d.str()
+				a.t = d.varint()
+				a.deadline = a.t + d.varint()
+				a.ev = d.bytes()
+			}
+		case tagExpects:
+			n := d.count(1)
+			s.expects = make([]int64, n)
+			for i := range s.expects {
+				s.expects[i] = d.varint()
+			}
+		case tagTerms:
+			s.terms = d.timeMap()
+		case tagFirst:
+			s.first = d.varint()
+		case tagSupp:
+			s.supp = d.timeMap()
+		default:
+			return fmt.Errorf("%w: unknown section %d", errMalformedState, tag)
+		}
+	}
+	if d.err != nil {
+		return d.err
+	}
+	return nil
+}
+
+var errMalformedState = errors.New("malformed state")
+
+// reader decodes with a sticky error: after the first problem every read
+// returns zero values and d.err says what went wrong.
+type reader struct {
+	b   []byte
+	off int
+	err error
+}
+
+func (d *reader) fail(what string) {
+	if d.err == nil {
+		d.err = fmt.Errorf("%w: %s at offset %d", errMalformedState, what, d.off)
+	}
+	d.off = len(d.b)
+}
+
+func (d *reader) uvarint() uint64 {
+	if d.err != nil {
+		return 0
+	}
+	v, n := binary.Uvarint(d.b[d.off:])
+	if n <= 0 {
+		d.fail("bad uvarint")
+		return 0
+	}
+	d.off += n
+	return v
+}
+
+func (d *reader) varint() int64 {
+	if d.err != nil {
+		return 0
+	}
+	v, n := binary.Varint(d.b[d.off:])
+	if n <= 0 {
+		d.fail("bad varint")
+		return 0
+	}
+	d.off += n
+	return v
+}
+
+func (d *reader) byte() byte {
+	if d.err != nil {
+		return 0
+	}
+	if d.off >= len(d.b) {
+		d.fail("truncated")
+		return 0
+	}
+	c := d.b[d.off]
+	d.off++
+	return c
+}
+
+// count reads a list length, refusing one that cannot fit in the rest of
+// the value (each element takes at least min bytes), so a corrupt value
+// cannot make the decoder allocate gigabytes.
+func (d *reader) count(min int) int {
+	n := d.uvarint()
+	if d.err != nil {
+		return 0
+	}
+	if n > uint64((len(d.b)-d.off)/min) {
+		d.fail("count larger than the value")
+		return 0
+	}
+	return int(n)
+}
+
+func (d *reader) bytes() []byte {
+	n := d.uvarint()
+	if d.err != nil {
+		return nil
+	}
+	if n > uint64(len(d.b)-d.off) {
+		d.fail("truncated bytes")
+		return nil
+	}
+	p := d.b[d.off : d.off+int(n) : d.off+int(n)]
+	d.off += int(n)
+	return p
+}
+
+func (d *reader) str() string { return string(d.bytes()) }
+
+func (d *reader) timeMap() map[string]int64 {
+	n := d.count(2)
+	m := make(map[string]int64, n)
+	for i := 0; i < n && d.err == nil; i++ {
+		k := d.str()
+		m[k] = d.varint()
+	}
+	return m
+}
+
+func (d *reader) group() *thGroup {
+	g := &thGroup{suppUntil: d.varint()}
+	if n := d.count(1); n > 0 {
+		g.fired = make([]int64, n)
+		for i := range g.fired {
+			g.fired[i] = d.varint()
+		}
+	}
+	if n := d.count(1); n > 0 {
+		g.vals = make([]string, n)
+		for i := range g.vals {
+			g.vals[i] = d.str()
+		}
+	}
+	n := d.count(3)
+	hasSum := d.byte() != 0
+	g.entries = make([]thEntry, n)
+	prev := int64(0)
+	for i := range g.entries {
+		x := &g.entries[i]
+		id := d.bytes()
+		x.off, x.n = uint32(len(g.ids)), uint32(len(id))
+		g.ids = append(g.ids, id...)
+		x.t = prev + d.varint()
+		prev = x.t
+		dv := d.varint()
+		if dv < -1 || dv >= int64(len(g.vals)) {
+			d.fail("distinct value index out of range")
+			return g
+		}
+		x.d = int32(dv)
+		if hasSum {
+			if d.off+8 > len(d.b) {
+				d.fail("truncated sum")
+				return g
+			}
+			x.s = math.Float64frombits(binary.LittleEndian.Uint64(d.b[d.off:]))
+			d.off += 8
+		}
+	}
+	if n := d.count(2); n > 0 {
+		g.evidence = make([]thEvidence, n)
+		prev = 0
+		for i := range g.evidence {
+			g.evidence[i].t = prev + d.varint()
+			prev = g.evidence[i].t
+			g.evidence[i].ev = d.bytes()
+		}
+	}
+	return g
+}
+
+// decodeEvent decodes a buffered event for an alert. A buffer that does
+// not decode (it cannot happen short of a corrupt Store) yields an event
+// holding just the id and time, so the alert still names it.
+func decodeEvent(b []byte, id string, t int64) event.Event {
+	var ev event.Event
+	if err := event.Unmarshal(b, &ev); err != nil {
+		return event.Event{ID: id, Time: fromNanos(t)}
+	}
+	return ev
 }

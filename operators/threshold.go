@@ -4,162 +4,274 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/vigil-sec/vigil/pipeline/alert"
 	"github.com/vigil-sec/vigil/pipeline/event"
 	"github.com/vigil-sec/vigil/rules"
 )
 
-const (
-	// maxThresholdEntries bounds a group's buffer; the oldest go first.
-	maxThresholdEntries = 10000
-	// maxAlertEvents bounds the evidence a threshold alert carries (the
-	// id still hashes every event of the window).
-	maxAlertEvents = 100
-)
+// maxThresholdEntries bounds a group's buffer; the oldest go first.
+const maxThresholdEntries = 10000
 
 // threshold adds ev to its group and fires when some window satisfies
 // having. Sliding windows (default) are checked for every window that can
 // contain ev — those ending at an event in [ev.Time, ev.Time+window] —
 // so arrival order does not matter. A group that fires is cleared and
 // suppressed for one window after the end of the firing window.
+//
+// The group keeps, per event, only its id, time, distinct value (interned
+// in the group's dictionary) and sum term; the events themselves only for
+// the newest Options.ThresholdEvidence, which the alert carries.
 func (e *Engine) threshold(ent *entry, ks event.Keyspace, key string, ev *event.Event) []alert.Alert {
-	r, rs := ent.r, ent.rs
+	r, rs := ent.r, &ent.rs
 	th := r.Threshold
-	var env rules.Env
-	env.Reset(ev)
-	var gparts []string
-	for _, g := range th.GroupBy {
-		vals := e.values(&env, g)
-		if len(vals) == 0 {
-			if !th.MissingEmpty {
+	env := &e.env // the current event
+	gk := ""
+	if len(th.GroupBy) > 0 {
+		gparts := make([]string, 0, len(th.GroupBy))
+		for _, g := range th.GroupBy {
+			vals := e.values(env, g)
+			if len(vals) == 0 && !th.MissingEmpty {
 				return nil
 			}
+			gparts = append(gparts, strings.Join(vals, ","))
 		}
-		gparts = append(gparts, strings.Join(vals, ","))
+		gk = strings.Join(gparts, "\x1f")
 	}
-	gk := strings.Join(gparts, "\x1f")
-	en := thEntry{Ev: *ev}
-	en.Ev.Fields = nil
-	if th.Distinct != nil {
-		en.D = strings.Join(e.values(&env, th.Distinct), ",")
+	t := nanos(ev.Time)
+	if rs.groups == nil {
+		rs.groups = map[string]*thGroup{}
 	}
-	if th.Sum != nil {
-		en.S = e.number(&env, th.Sum)
-	}
-	if rs.Groups == nil {
-		rs.Groups = map[string]*thGroup{}
-	}
-	g := rs.Groups[gk]
+	g := rs.groups[gk]
 	if g == nil {
 		g = &thGroup{}
-		rs.Groups[gk] = g
+		rs.groups[gk] = g
 	}
-	ent.dirty = true
-	W := r.Window
-	if !th.Tumbling && ev.Time.Before(g.SuppUntil) {
+	e.touch(ent)
+	W := int64(r.Window)
+	if !th.Tumbling && t < g.suppUntil {
 		return nil
 	}
-	for _, x := range g.Entries {
-		if x.Ev.ID == ev.ID && ev.ID != "" {
-			return nil // re-delivery
+	i := sort.Search(len(g.entries), func(i int) bool { return g.entries[i].t > t })
+	if ev.ID != "" {
+		for j := i - 1; j >= 0 && g.entries[j].t == t; j-- {
+			if string(g.id(&g.entries[j])) == ev.ID {
+				return nil // re-delivery
+			}
 		}
 	}
-	i := sort.Search(len(g.Entries), func(i int) bool { return g.Entries[i].Ev.Time.After(ev.Time) })
-	g.Entries = append(g.Entries, thEntry{})
-	copy(g.Entries[i+1:], g.Entries[i:])
-	g.Entries[i] = en
+	en := thEntry{t: t, d: -1, off: uint32(len(g.ids)), n: uint32(len(ev.ID))}
+	g.ids = append(g.ids, ev.ID...)
+	if th.Distinct != nil {
+		if v := e.value(env, th.Distinct); v != "" {
+			en.d = g.intern(v)
+		}
+	}
+	if th.Sum != nil {
+		en.s = e.number(env, th.Sum)
+	}
+	g.entries = append(g.entries, thEntry{})
+	copy(g.entries[i+1:], g.entries[i:])
+	g.entries[i] = en
+	g.addEvidence(ev, t, e.opts.ThresholdEvidence)
+
 	// Forget entries no window with a future event can reach.
-	horizon := e.wm.Add(-W)
+	horizon := e.wmN - W
 	j := 0
-	for j < len(g.Entries) && g.Entries[j].Ev.Time.Before(horizon) {
+	for j < len(g.entries) && g.entries[j].t < horizon {
 		j++
 	}
-	if n := len(g.Entries) - j; n > maxThresholdEntries {
-		j = len(g.Entries) - maxThresholdEntries
+	if n := len(g.entries) - j; n > maxThresholdEntries {
+		j = len(g.entries) - maxThresholdEntries
 	}
-	g.Entries = g.Entries[j:]
+	if j > 0 {
+		g.entries = append(g.entries[:0], g.entries[j:]...)
+		k := 0
+		for k < len(g.evidence) && g.evidence[k].t < horizon {
+			k++
+		}
+		g.evidence = append(g.evidence[:0], g.evidence[k:]...)
+		if len(g.vals) > 2*len(g.entries)+16 {
+			g.compactVals()
+		}
+	}
+	if len(g.ids) > 4096 && len(g.ids) > 3*g.liveIDs() {
+		g.compactIDs()
+	}
 
 	if th.Tumbling {
-		b := ev.Time.UnixNano() / int64(W)
-		for _, f := range g.Fired {
+		b := floorDiv(t, W)
+		for _, f := range g.fired {
 			if f == b {
 				return nil
 			}
 		}
-		var win []thEntry
-		for _, x := range g.Entries {
-			if x.Ev.Time.UnixNano()/int64(W) == b {
-				win = append(win, x)
-			}
-		}
-		if !e.having(th, win) {
+		lo := sort.Search(len(g.entries), func(i int) bool { return g.entries[i].t >= b*W })
+		hi := sort.Search(len(g.entries), func(i int) bool { return g.entries[i].t >= (b+1)*W })
+		win := g.entries[lo:hi]
+		if !e.having(th, g, win) {
 			return nil
 		}
-		g.Fired = append(g.Fired, b)
+		g.fired = append(g.fired, b)
 		// Drop fired buckets no future event can reach.
-		keep := g.Fired[:0]
-		for _, f := range g.Fired {
-			if (f+1)*int64(W) >= horizon.UnixNano() {
+		keep := g.fired[:0]
+		for _, f := range g.fired {
+			if (f+1)*W >= horizon {
 				keep = append(keep, f)
 			}
 		}
-		g.Fired = keep
-		rest := g.Entries[:0]
-		for _, x := range g.Entries {
-			if x.Ev.Time.UnixNano()/int64(W) != b {
-				rest = append(rest, x)
-			}
-		}
-		g.Entries = rest
-		start := time.Unix(0, b*int64(W)).UTC()
-		return []alert.Alert{e.thresholdAlert(r, ks, key, win, start)}
+		g.fired = keep
+		a := e.thresholdAlert(r, ks, key, g, win, b*W)
+		g.entries = append(g.entries[:lo], g.entries[hi:]...)
+		g.dropEvidence(b*W, (b+1)*W-1)
+		return []alert.Alert{a}
 	}
 
-	for k := range g.Entries {
-		end := g.Entries[k].Ev.Time
-		if end.Before(ev.Time) {
-			continue
-		}
-		if end.Sub(ev.Time) > W {
+	for k := i; k < len(g.entries); k++ {
+		end := g.entries[k].t
+		if end-t > W {
 			break
 		}
-		lo := sort.Search(len(g.Entries), func(i int) bool { return !g.Entries[i].Ev.Time.Before(end.Add(-W)) })
-		win := g.Entries[lo : k+1]
 		// Equal times after k belong to the same window end.
-		for k2 := k + 1; k2 < len(g.Entries) && g.Entries[k2].Ev.Time.Equal(end); k2++ {
-			win = g.Entries[lo : k2+1]
+		hi := k + 1
+		for hi < len(g.entries) && g.entries[hi].t == end {
+			hi++
 		}
-		if !e.having(th, win) {
+		lo := sort.Search(len(g.entries), func(i int) bool { return g.entries[i].t >= end-W })
+		win := g.entries[lo:hi]
+		if !e.having(th, g, win) {
+			k = hi - 1
 			continue
 		}
-		win = append([]thEntry(nil), win...)
-		g.Entries = nil
-		g.SuppUntil = end.Add(W)
-		return []alert.Alert{e.thresholdAlert(r, ks, key, win, win[0].Ev.Time)}
+		a := e.thresholdAlert(r, ks, key, g, win, win[0].t)
+		g.entries, g.ids, g.vals, g.evidence = nil, nil, nil, nil
+		g.suppUntil = end + W
+		return []alert.Alert{a}
 	}
 	return nil
 }
 
-func (e *Engine) having(th *rules.Threshold, win []thEntry) bool {
+func floorDiv(a, b int64) int64 {
+	q := a / b
+	if (a%b != 0) && (a < 0) {
+		q--
+	}
+	return q
+}
+
+// intern returns the dictionary index of v.
+func (g *thGroup) intern(v string) int32 {
+	for i, x := range g.vals {
+		if x == v {
+			return int32(i)
+		}
+	}
+	g.vals = append(g.vals, v)
+	return int32(len(g.vals) - 1)
+}
+
+func (g *thGroup) id(x *thEntry) []byte { return g.ids[x.off : x.off+x.n] }
+
+func (g *thGroup) liveIDs() int {
+	n := 0
+	for k := range g.entries {
+		n += int(g.entries[k].n)
+	}
+	return n
+}
+
+// compactIDs rewrites the id arena with only the entries' ids.
+func (g *thGroup) compactIDs() {
+	ids := make([]byte, 0, g.liveIDs()*2)
+	for k := range g.entries {
+		x := &g.entries[k]
+		off := uint32(len(ids))
+		ids = append(ids, g.id(x)...)
+		x.off = off
+	}
+	g.ids = ids
+}
+
+// compactVals drops dictionary values no entry uses.
+func (g *thGroup) compactVals() {
+	remap := make([]int32, len(g.vals))
+	for i := range remap {
+		remap[i] = -1
+	}
+	var vals []string
+	for k := range g.entries {
+		d := g.entries[k].d
+		if d < 0 {
+			continue
+		}
+		if remap[d] < 0 {
+			remap[d] = int32(len(vals))
+			vals = append(vals, g.vals[d])
+		}
+		g.entries[k].d = remap[d]
+	}
+	g.vals = vals
+}
+
+// addEvidence keeps ev among the newest n matched events of the group,
+// encoding it only if it is kept.
+func (g *thGroup) addEvidence(ev *event.Event, t int64, n int) {
+	if len(g.evidence) >= n && t < g.evidence[0].t {
+		return
+	}
+	b, err := event.AppendMarshal(nil, ev)
+	if err != nil {
+		return
+	}
+	i := sort.Search(len(g.evidence), func(i int) bool { return g.evidence[i].t > t })
+	g.evidence = append(g.evidence, thEvidence{})
+	copy(g.evidence[i+1:], g.evidence[i:])
+	g.evidence[i] = thEvidence{t: t, ev: b}
+	if len(g.evidence) > n {
+		g.evidence = append(g.evidence[:0], g.evidence[len(g.evidence)-n:]...)
+	}
+}
+
+// dropEvidence removes evidence with from <= t <= to.
+func (g *thGroup) dropEvidence(from, to int64) {
+	keep := g.evidence[:0]
+	for _, x := range g.evidence {
+		if x.t < from || x.t > to {
+			keep = append(keep, x)
+		}
+	}
+	clear(g.evidence[len(keep):])
+	g.evidence = keep
+}
+
+func (e *Engine) having(th *rules.Threshold, g *thGroup, win []thEntry) bool {
 	if len(win) == 0 {
 		return false
 	}
-	env := rules.HavingEnv{Count: len(win)}
+	e.henv = rules.HavingEnv{Count: len(win)}
 	if th.Distinct != nil {
-		seen := map[string]bool{}
+		if len(e.marks) < len(g.vals) {
+			e.marks = make([]uint32, len(g.vals)*2)
+			e.epoch = 0
+		}
+		e.epoch++
+		if e.epoch == 0 {
+			clear(e.marks)
+			e.epoch = 1
+		}
 		for _, x := range win {
-			if x.D != "" {
-				seen[x.D] = true
+			if x.d >= 0 && e.marks[x.d] != e.epoch {
+				e.marks[x.d] = e.epoch
+				e.henv.Distinct++
 			}
 		}
-		env.Distinct = len(seen)
 	}
-	for _, x := range win {
-		env.Sum += x.S
+	if th.Sum != nil {
+		for _, x := range win {
+			e.henv.Sum += x.s
+		}
 	}
-	out, err := e.vm.Run(th.Having, env)
+	out, err := e.vm.Run(th.Having, &e.henv)
 	if err != nil {
 		e.stats.EvalErrors++
 		return false
@@ -169,12 +281,8 @@ func (e *Engine) having(th *rules.Threshold, win []thEntry) bool {
 }
 
 func (e *Engine) number(env *rules.Env, x *rules.Expr) float64 {
-	if x.UsesFields {
-		_ = env.Event.DecodeFields()
-	}
-	out, err := e.vm.Run(x.Program, env)
-	if err != nil {
-		e.stats.EvalErrors++
+	out, ok := e.run(env, x)
+	if !ok {
 		return 0
 	}
 	switch v := out.(type) {
@@ -191,20 +299,20 @@ func (e *Engine) number(env *rules.Env, x *rules.Expr) float64 {
 	return 0
 }
 
-func (e *Engine) thresholdAlert(r *crule, ks event.Keyspace, key string, win []thEntry, first time.Time) alert.Alert {
-	evs := make([]event.Event, 0, len(win))
-	ids := make([]string, 0, len(win))
-	for _, x := range win {
-		ids = append(ids, x.Ev.ID)
+// thresholdAlert builds the alert of a firing window: the id hashes every
+// event id of the window; the events carried are the group's evidence that
+// lies in the window.
+func (e *Engine) thresholdAlert(r *crule, ks event.Keyspace, key string, g *thGroup, win []thEntry, first int64) alert.Alert {
+	ids := make([]string, len(win))
+	for i := range win {
+		ids[i] = string(g.id(&win[i]))
 	}
-	start := 0
-	if len(win) > maxAlertEvents {
-		start = len(win) - maxAlertEvents
+	lo, hi := win[0].t, win[len(win)-1].t
+	evs := make([]event.Event, 0, len(g.evidence))
+	for _, x := range g.evidence {
+		if x.t >= lo && x.t <= hi {
+			evs = append(evs, decodeEvent(x.ev, "", x.t))
+		}
 	}
-	for _, x := range win[start:] {
-		evs = append(evs, x.Ev)
-	}
-	a := e.buildAlert(r, ks, key, [][]event.Event{evs}, first, win[len(win)-1].Ev.Time)
-	a.ID = alert.MakeID(r.ID, r.Version, ks, key, ids)
-	return a
+	return e.buildAlert(r, ks, key, [][]event.Event{evs}, fromNanos(first), fromNanos(hi), ids)
 }

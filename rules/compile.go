@@ -684,12 +684,12 @@ func (c *compiler) expr(src Src, what string) *Expr {
 		}
 	}
 	for _, p := range v.regexes {
-		if _, err := c.fn.regex(p); err != nil {
+		if err := c.fn.precompileRegex(p); err != nil {
 			c.errf(src.Line, "%s: %v", what, err)
 		}
 	}
 	for _, p := range v.cidrs {
-		if _, err := c.fn.prefix(p); err != nil {
+		if err := c.fn.precompilePrefix(p); err != nil {
 			c.errf(src.Line, "%s: %v", what, err)
 		}
 	}
@@ -764,6 +764,16 @@ func (v *inspect) Visit(n *ast.Node) {
 		case "cidr":
 			if s, ok := constArg(1); ok {
 				v.cidrs = append(v.cidrs, s)
+			}
+		case "in_cidrs":
+			if len(x.Arguments) == 2 {
+				if arr, ok := x.Arguments[1].(*ast.ArrayNode); ok {
+					for _, n := range arr.Nodes {
+						if s, ok := n.(*ast.StringNode); ok {
+							v.cidrs = append(v.cidrs, s.Value)
+						}
+					}
+				}
 			}
 		}
 	}

@@ -13,89 +13,228 @@ import (
 )
 
 // funcs holds what the helper functions close over. It is immutable after
-// LoadDir except for the regex cache, which is safe for concurrent use, so
-// one compiled Set serves every partition worker at once.
+// LoadDir except for the caches of non-constant regex patterns and nets,
+// which are safe for concurrent use, so one compiled Set serves every
+// partition worker at once.
 type funcs struct {
 	lookups *Lookups
-	regexes sync.Map // pattern -> *fastRegex
-	cidrs   sync.Map // net string -> netip.Prefix (or error)
+	// staticRe and staticNets hold the constant patterns and nets found
+	// at compile time. They are written only while the set compiles (one
+	// goroutine) and read-only once it is returned, so lookups need no
+	// synchronisation: a plain map is several times cheaper than sync.Map.
+	staticRe   map[string]*fastRegex
+	staticNets map[string]netip.Prefix
+	regexes    sync.Map // pattern -> *fastRegex
+	cidrs      sync.Map // net string -> netip.Prefix (or error)
 }
 
-// fastRegex is a compiled regex with a literal it requires: if the input
-// does not contain the literal (case-folded when the regex folds), the
-// regex cannot match and is not run. Go's regexp costs microseconds; the
-// literal check costs nanoseconds and rejects almost every event.
+// fastRegex is a compiled regex with a prefilter: literals one of which
+// every match contains. If the input contains none (case-folded when the
+// regex folds), the regex cannot match and is not run. Go's regexp costs
+// microseconds; the literal check costs nanoseconds and rejects almost
+// every event. One literal is checked with a substring search; several
+// (an alternation) with one Aho-Corasick pass (ac.go).
 type fastRegex struct {
 	re      *regexp.Regexp
 	literal string // lower-case when fold
 	fold    bool
+	ac      *acMatcher
 }
 
+// minLiteral is the shortest literal worth a prefilter: a one-byte check
+// ("." in a file-name regex) rejects almost nothing.
+const minLiteral = 2
+
 func (f *funcs) regex(pattern string) (*fastRegex, error) {
+	if fr := f.staticRe[pattern]; fr != nil {
+		return fr, nil
+	}
 	if v, ok := f.regexes.Load(pattern); ok {
 		return v.(*fastRegex), nil
 	}
+	fr, err := compileFastRegex(pattern)
+	if err != nil {
+		return nil, err
+	}
+	v, _ := f.regexes.LoadOrStore(pattern, fr)
+	return v.(*fastRegex), nil
+}
+
+// precompileRegex compiles a constant pattern at load time into the
+// lock-free table.
+func (f *funcs) precompileRegex(pattern string) error {
+	fr, err := compileFastRegex(pattern)
+	if err != nil {
+		return err
+	}
+	if f.staticRe == nil {
+		f.staticRe = map[string]*fastRegex{}
+	}
+	f.staticRe[pattern] = fr
+	return nil
+}
+
+func compileFastRegex(pattern string) (*fastRegex, error) {
 	re, err := regexp.Compile(pattern)
 	if err != nil {
 		return nil, fmt.Errorf("regex %q: %w", pattern, err)
 	}
 	fr := &fastRegex{re: re}
 	if tree, err := syntax.Parse(pattern, syntax.Perl); err == nil {
-		fr.literal, fr.fold = requiredLiteral(tree.Simplify())
-		if fr.fold {
-			fr.literal = strings.ToLower(fr.literal)
+		lits, fold := requiredLiterals(tree.Simplify())
+		if fold {
+			for i, l := range lits {
+				lits[i] = strings.ToLower(l)
+			}
+		}
+		switch {
+		case len(lits) == 1:
+			fr.literal, fr.fold = lits[0], fold
+		case len(lits) > 1:
+			fr.ac = newAC(lits, fold)
 		}
 	}
-	v, _ := f.regexes.LoadOrStore(pattern, fr)
-	return v.(*fastRegex), nil
+	return fr, nil
 }
 
 func (fr *fastRegex) match(s string) bool {
 	if fr.literal != "" {
 		if fr.fold {
-			if !containsFold(s, fr.literal) {
+			// Unicode folds ſ onto s and the Kelvin sign onto k: on
+			// non-ASCII input only the regex can decide.
+			if isASCII(s) && !containsFold(s, fr.literal) {
 				return false
 			}
 		} else if !strings.Contains(s, fr.literal) {
 			return false
 		}
+	} else if fr.ac != nil && !fr.ac.contains(s) {
+		return false
 	}
 	return fr.re.MatchString(s)
 }
 
-// requiredLiteral returns the longest literal every match must contain,
-// looking through captures and top-level concatenations only.
-func requiredLiteral(re *syntax.Regexp) (string, bool) {
-	for re.Op == syntax.OpCapture && len(re.Sub) == 1 {
-		re = re.Sub[0]
+// requiredLiterals returns literals one of which every match of re must
+// contain (nil if it finds none worth checking), and whether they are
+// compared case-insensitively. It looks through captures, repetitions of
+// at least one, concatenations (taking the sub-expression with the best
+// set: longest shortest literal, then fewest literals) and alternations
+// (the union of every branch's set; a branch without one spoils it).
+func requiredLiterals(re *syntax.Regexp) ([]string, bool) {
+	lits, fold := literalSet(re)
+	for _, l := range lits {
+		if len(l) < minLiteral {
+			return nil, false
+		}
 	}
+	if len(lits) > 256 {
+		return nil, false
+	}
+	return lits, fold
+}
+
+func literalSet(re *syntax.Regexp) ([]string, bool) {
 	switch re.Op {
+	case syntax.OpCapture:
+		return literalSet(re.Sub[0])
 	case syntax.OpLiteral:
-		return string(re.Rune), re.Flags&syntax.FoldCase != 0
+		fold := re.Flags&syntax.FoldCase != 0
+		if fold && !isASCII(string(re.Rune)) {
+			return nil, false // Unicode folding: leave it to the regex
+		}
+		return []string{string(re.Rune)}, fold
+	case syntax.OpPlus:
+		return literalSet(re.Sub[0])
+	case syntax.OpRepeat:
+		if re.Min >= 1 {
+			return literalSet(re.Sub[0])
+		}
 	case syntax.OpConcat:
-		best, fold := "", false
+		var best []string
+		bestFold := false
 		for _, sub := range re.Sub {
-			s, f := requiredLiteral(sub)
-			if len(s) > len(best) {
-				best, fold = s, f
+			l, f := literalSet(sub)
+			if better(l, best) {
+				best, bestFold = l, f
 			}
 		}
-		return best, fold
-	case syntax.OpPlus:
-		if len(re.Sub) == 1 {
-			return requiredLiteral(re.Sub[0])
+		return best, bestFold
+	case syntax.OpAlternate:
+		var all []string
+		fold := false
+		for _, sub := range re.Sub {
+			l, f := literalSet(sub)
+			if len(l) == 0 {
+				return nil, false
+			}
+			all = append(all, l...)
+			fold = fold || f
 		}
+		// A folded check of a case-sensitive literal accepts more, never
+		// less: still a correct prefilter.
+		return all, fold
 	}
-	return "", false
+	return nil, false
+}
+
+// better prefers the set whose shortest literal is longer, then the
+// smaller set.
+func better(a, b []string) bool {
+	if len(a) == 0 {
+		return false
+	}
+	if len(b) == 0 {
+		return true
+	}
+	ma, mb := shortest(a), shortest(b)
+	if ma != mb {
+		return ma > mb
+	}
+	return len(a) < len(b)
+}
+
+func shortest(l []string) int {
+	m := len(l[0])
+	for _, s := range l[1:] {
+		m = min(m, len(s))
+	}
+	return m
 }
 
 func (f *funcs) prefix(s string) (netip.Prefix, error) {
+	if p, ok := f.staticNets[s]; ok {
+		return p, nil
+	}
 	if v, ok := f.cidrs.Load(s); ok {
 		if p, ok := v.(netip.Prefix); ok {
 			return p, nil
 		}
 		return netip.Prefix{}, v.(error)
 	}
+	p, err := parsePrefix(s)
+	if err != nil {
+		f.cidrs.Store(s, err)
+		return netip.Prefix{}, err
+	}
+	f.cidrs.Store(s, p)
+	return p, nil
+}
+
+// precompilePrefix parses a constant net at load time into the lock-free
+// table (see funcs.staticNets).
+func (f *funcs) precompilePrefix(s string) error {
+	p, err := parsePrefix(s)
+	if err != nil {
+		return err
+	}
+	if f.staticNets == nil {
+		f.staticNets = map[string]netip.Prefix{}
+	}
+	f.staticNets[s] = p
+	return nil
+}
+
+func parsePrefix(s string) (netip.Prefix, error) {
 	p, err := netip.ParsePrefix(strings.TrimSpace(s))
 	if err != nil {
 		if a, aerr := netip.ParseAddr(strings.TrimSpace(s)); aerr == nil {
@@ -103,13 +242,9 @@ func (f *funcs) prefix(s string) (netip.Prefix, error) {
 		}
 	}
 	if err != nil {
-		err = fmt.Errorf("cidr %q: %w", s, err)
-		f.cidrs.Store(s, err)
-		return netip.Prefix{}, err
+		return netip.Prefix{}, fmt.Errorf("cidr %q: %w", s, err)
 	}
-	p = p.Masked()
-	f.cidrs.Store(s, p)
-	return p, nil
+	return p.Masked(), nil
 }
 
 // containsFold reports whether s contains lowerSub (already lower-case),

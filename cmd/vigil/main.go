@@ -113,7 +113,10 @@ func root() *cobra.Command {
 				if err != nil {
 					return err
 				}
-				addr, httpDone, err := app.Serve(ctx, cfg.HTTP.Listen, a.Handler(ingest))
+				if err := a.ServeMetrics(ctx); err != nil {
+		return err
+	}
+	addr, httpDone, err := app.Serve(ctx, cfg.HTTP.Listen, a.Handler(ingest))
 				if err != nil {
 					return err
 				}

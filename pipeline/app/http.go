@@ -79,6 +79,20 @@ func (a *App) requireToken(next http.Handler) http.Handler {
 	})
 }
 
+// ServeMetrics serves /metrics on metrics.listen when it is set apart from
+// http.listen (so scrapers need not reach the API); it returns at once
+// otherwise, /metrics being served by Handler.
+func (a *App) ServeMetrics(ctx context.Context) error {
+	l := a.Cfg.Metrics.Listen
+	if l == "" || l == a.Cfg.HTTP.Listen {
+		return nil
+	}
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(a.Registry, promhttp.HandlerOpts{Registry: a.Registry}))
+	_, _, err := Serve(ctx, l, mux)
+	return err
+}
+
 // Serve listens on http.listen and serves h until ctx is cancelled. The
 // listener is bound before Serve returns its address, so callers can print it.
 func Serve(ctx context.Context, addr string, h http.Handler) (bound string, done <-chan error, err error) {

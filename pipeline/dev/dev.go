@@ -73,6 +73,9 @@ func Run(ctx context.Context, cfg *config.Config, log zerolog.Logger, out io.Wri
 	if err != nil {
 		return err
 	}
+	if err := a.ServeMetrics(ctx); err != nil {
+		return err
+	}
 	addr, httpDone, err := app.Serve(ctx, cfg.HTTP.Listen, a.Handler(ingest))
 	if err != nil {
 		return err
