@@ -43,6 +43,12 @@ func (c *common) load(cmd *cobra.Command) (*config.Config, error) {
 			return nil, err
 		}
 	}
+	for _, w := range cfg.Warnings() {
+		fmt.Fprintln(os.Stderr, "vigil: warning:", w)
+	}
+	if cfg.HTTP.Token == "" && cmd.Name() == "run" {
+		fmt.Fprintln(os.Stderr, "vigil: warning: http.token is empty: the API and HTTP ingest refuse every request; set http.token or VIGIL_HTTP_TOKEN(_FILE)")
+	}
 	return cfg, nil
 }
 
