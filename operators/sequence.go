@@ -63,6 +63,10 @@ func (e *Engine) sequence(ent *entry, ks event.Keyspace, key string, ev *event.E
 	}
 	var out []alert.Alert
 	for _, m := range matches {
+		h := matchHash(rs.seq, m)
+		if rs.hasFired(h) {
+			continue
+		}
 		first, last := rs.seq[m[0]].t, rs.seq[m[0]].t
 		ids := make([]string, len(m))
 		for j, k := range m {
@@ -70,11 +74,7 @@ func (e *Engine) sequence(ent *entry, ks event.Keyspace, key string, ev *event.E
 			ids[j] = s.id
 			first, last = min(first, s.t), max(last, s.t)
 		}
-		id := alert.MakeID(r.ID, r.Version, ks, key, ids)
-		if rs.hasFired(id) {
-			continue
-		}
-		rs.fired = append(rs.fired, firedID{id: id, first: first})
+		rs.fired = append(rs.fired, firedID{h: h, first: first})
 		steps := make([][]event.Event, len(m))
 		for j, k := range m {
 			s := &rs.seq[k]
@@ -85,9 +85,23 @@ func (e *Engine) sequence(ent *entry, ks event.Keyspace, key string, ev *event.E
 	return out
 }
 
-func (s *ruleState) hasFired(id string) bool {
+// matchHash is FNV-1a over the arrival numbers of a match's entries.
+func matchHash(seq []seqEntry, m []int) uint64 {
+	h := uint64(14695981039346656037)
+	for _, k := range m {
+		n := seq[k].n
+		for i := 0; i < 8; i++ {
+			h ^= n & 0xff
+			h *= 1099511628211
+			n >>= 8
+		}
+	}
+	return h
+}
+
+func (s *ruleState) hasFired(h uint64) bool {
 	for _, f := range s.fired {
-		if f.id == id {
+		if f.h == h {
 			return true
 		}
 	}

@@ -89,8 +89,11 @@ type seqEntry struct {
 	ev    []byte
 }
 
+// firedID remembers a completed match by a hash of its entries' arrival
+// numbers (seqEntry.n, unique per key): replays find old matches again on
+// every event, and this is checked without computing the alert id.
 type firedID struct {
-	id    string
+	h     uint64
 	first int64
 }
 
@@ -116,7 +119,10 @@ type thGroup struct {
 	// ids holds the entries' ids back to back: one allocation per group
 	// instead of one per event, and contiguous to encode (a Flush that
 	// chased one small string per entry was bound by cache misses).
-	ids  []byte
+	ids []byte
+	// dead counts bytes of ids no entry uses any more (in memory only: a
+	// decoded arena is compact), so compaction is decided in O(1).
+	dead int
 	vals []string // dictionary of distinct values
 	// evidence holds the newest Options.ThresholdEvidence matched events
 	// (time order), the events the alert carries.
@@ -232,7 +238,7 @@ func appendState(b []byte, s *ruleState, r *rules.Rule) []byte {
 		b = append(b, tagFired)
 		b = binary.AppendUvarint(b, uint64(len(s.fired)))
 		for _, f := range s.fired {
-			b = appendStr(b, f.id)
+			b = binary.LittleEndian.AppendUint64(b, f.h)
 			b = binary.AppendVarint(b, f.first)
 		}
 	}
@@ -406,10 +412,10 @@ func decodeState(v []byte, s *ruleState) error {
 		case tagN:
 			s.n = d.uvarint()
 		case tagFired:
-			n := d.count(2)
+			n := d.count(9)
 			s.fired = make([]firedID, n)
 			for i := range s.fired {
-				s.fired[i].id = d.str()
+				s.fired[i].h = d.fixed64()
 				s.fired[i].first = d.varint()
 			}
 		case tagGroups:
@@ -534,6 +540,19 @@ func (d *reader) bytes() []byte {
 	p := d.b[d.off : d.off+int(n) : d.off+int(n)]
 	d.off += int(n)
 	return p
+}
+
+func (d *reader) fixed64() uint64 {
+	if d.err != nil {
+		return 0
+	}
+	if d.off+8 > len(d.b) {
+		d.fail("truncated")
+		return 0
+	}
+	v := binary.LittleEndian.Uint64(d.b[d.off:])
+	d.off += 8
+	return v
 }
 
 func (d *reader) str() string { return string(d.bytes()) }

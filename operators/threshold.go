@@ -85,6 +85,9 @@ func (e *Engine) threshold(ent *entry, ks event.Keyspace, key string, ev *event.
 		j = len(g.entries) - maxThresholdEntries
 	}
 	if j > 0 {
+		for k := 0; k < j; k++ {
+			g.dead += int(g.entries[k].n)
+		}
 		g.entries = append(g.entries[:0], g.entries[j:]...)
 		k := 0
 		for k < len(g.evidence) && g.evidence[k].t < horizon {
@@ -95,7 +98,7 @@ func (e *Engine) threshold(ent *entry, ks event.Keyspace, key string, ev *event.
 			g.compactVals()
 		}
 	}
-	if len(g.ids) > 4096 && len(g.ids) > 3*g.liveIDs() {
+	if g.dead > 4096 && 2*g.dead > len(g.ids) {
 		g.compactIDs()
 	}
 
@@ -122,6 +125,9 @@ func (e *Engine) threshold(ent *entry, ks event.Keyspace, key string, ev *event.
 		}
 		g.fired = keep
 		a := e.thresholdAlert(r, ks, key, g, win, b*W)
+		for k := lo; k < hi; k++ {
+			g.dead += int(g.entries[k].n)
+		}
 		g.entries = append(g.entries[:lo], g.entries[hi:]...)
 		g.dropEvidence(b*W, (b+1)*W-1)
 		return []alert.Alert{a}
@@ -144,7 +150,7 @@ func (e *Engine) threshold(ent *entry, ks event.Keyspace, key string, ev *event.
 			continue
 		}
 		a := e.thresholdAlert(r, ks, key, g, win, win[0].t)
-		g.entries, g.ids, g.vals, g.evidence = nil, nil, nil, nil
+		g.entries, g.ids, g.vals, g.evidence, g.dead = nil, nil, nil, nil, 0
 		g.suppUntil = end + W
 		return []alert.Alert{a}
 	}
@@ -189,7 +195,7 @@ func (g *thGroup) compactIDs() {
 		ids = append(ids, g.id(x)...)
 		x.off = off
 	}
-	g.ids = ids
+	g.ids, g.dead = ids, 0
 }
 
 // compactVals drops dictionary values no entry uses.

@@ -693,7 +693,10 @@ func (c *compiler) expr(src Src, what string) *Expr {
 			c.errf(src.Line, "%s: %v", what, err)
 		}
 	}
-	opts := append([]expr.Option{expr.Env(&Env{Event: &event.Event{}}), expr.Timezone("UTC"), expr.DisableBuiltin("now")}, c.fn.options()...)
+	// The Env value, not a pointer: expr then compiles field accesses to
+	// indexed loads instead of by-name reflective lookups (3x cheaper; see
+	// TestFieldsCompileToIndexedLoads). The engine still runs with *Env.
+	opts := append([]expr.Option{expr.Env(Env{Event: &event.Event{}}), expr.Timezone("UTC"), expr.DisableBuiltin("now")}, c.fn.options()...)
 	p, err := expr.Compile(src.Text, opts...)
 	if err != nil {
 		c.errf(src.Line, "%s: %s", what, exprErr(err))

@@ -1,0 +1,256 @@
+package operators
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/vigil-sec/vigil/pipeline/alert"
+	"github.com/vigil-sec/vigil/pipeline/event"
+	"github.com/vigil-sec/vigil/rules"
+)
+
+func sampleState(t testing.TB) *ruleState {
+	ev := event.Event{ID: "e1", Time: time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC), User: "kim", Raw: []byte(`{"a":1}`)}
+	b, err := event.Marshal(&ev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := &thGroup{suppUntil: 99, fired: []int64{3, 4}, vals: []string{"x", "unused", "y"}}
+	for i, id := range []string{"a", "bb", "ccc"} {
+		g.entries = append(g.entries, thEntry{t: int64(100 + i), d: int32([]int{0, 2, -1}[i]), s: float64(i) * 1.5,
+			off: uint32(len(g.ids)), n: uint32(len(id))})
+		g.ids = append(g.ids, id...)
+	}
+	g.evidence = []thEvidence{{t: 101, ev: b}}
+	return &ruleState{
+		seq:     []seqEntry{{id: "s1", t: -5, mask: 3, until: true, n: 7, ev: b}, {id: "s2", t: 10, n: 8}},
+		fired:   []firedID{{h: 0xdeadbeef, first: 4}},
+		n:       8,
+		groups:  map[string]*thGroup{"": g, "k2": {}},
+		anchors: []absAnchor{{id: "a", t: 1, deadline: 50, ev: b}},
+		expects: []int64{1, 2},
+		terms:   map[string]int64{"de": 1, "fr": 2},
+		first:   -1,
+		supp:    map[string]int64{"": 9},
+	}
+}
+
+var stateRule = &rules.Rule{Window: time.Minute, MaxSpan: time.Hour, NewTerm: &rules.NewTerm{Lookback: time.Hour}}
+
+// TestStateRoundTrip: every section survives encode/decode, the encoding
+// is deterministic, and unused dictionary values are not written.
+func TestStateRoundTrip(t *testing.T) {
+	s := sampleState(t)
+	enc := appendState(nil, s, stateRule)
+	var d ruleState
+	if err := decodeState(bytes.Clone(enc), &d); err != nil {
+		t.Fatal(err)
+	}
+	if again := appendState(nil, &d, stateRule); !bytes.Equal(enc, again) {
+		t.Fatalf("re-encoding differs:\n%x\n%x", enc, again)
+	}
+	g := d.groups[""]
+	checks := []struct {
+		name string
+		ok   bool
+	}{
+		{"seq", len(d.seq) == 2 && d.seq[0].id == "s1" && d.seq[0].t == -5 && d.seq[0].until && d.seq[0].mask == 3 && d.seq[1].n == 8},
+		{"seq event", decodeEvent(d.seq[0].ev, "", 0).User == "kim"},
+		{"n", d.n == 8},
+		{"fired", len(d.fired) == 1 && d.fired[0].first == 4 && d.fired[0].h == 0xdeadbeef},
+		{"groups", len(d.groups) == 2 && g.suppUntil == 99 && len(g.fired) == 2},
+		{"entries", len(g.entries) == 3 && string(g.id(&g.entries[1])) == "bb" && g.entries[2].t == 102 && g.entries[1].s == 1.5},
+		{"dictionary compacted", len(g.vals) == 2 && g.vals[g.entries[1].d] == "y" && g.entries[2].d == -1},
+		{"evidence", len(g.evidence) == 1 && decodeEvent(g.evidence[0].ev, "", 0).ID == "e1"},
+		{"anchors", len(d.anchors) == 1 && d.anchors[0].deadline == 50},
+		{"expects", len(d.expects) == 2},
+		{"terms", d.terms["fr"] == 2},
+		{"first", d.first == -1},
+		{"supp", d.supp[""] == 9},
+		{"expiry prefix", int64(binary.BigEndian.Uint64(enc)) == s.expiry(stateRule)},
+	}
+	for _, c := range checks {
+		if !c.ok {
+			t.Errorf("%s did not survive the round trip", c.name)
+		}
+	}
+}
+
+func TestDecodeStateRefusesBadValues(t *testing.T) {
+	good := appendState(nil, sampleState(t), stateRule)
+	cases := []struct {
+		name    string
+		v       []byte
+		unknown bool
+	}{
+		{"short", good[:5], false},
+		{"old JSON state", append(good[:8:8], `{"seq":[]}`...), true},
+		{"newer version", append(append(good[:8:8], stateVersion+1), good[9:]...), true},
+		{"truncated", good[:len(good)-3], false},
+		{"unknown section", append(good[:9:9], 15), false},
+		{"repeated section", append(append([]byte(nil), good...), tagN, 1), false},
+		{"huge count", append(good[:9:9], tagExpects, 0xff, 0xff, 0xff, 0xff, 0x0f), false},
+	}
+	for _, tc := range cases {
+		var s ruleState
+		err := decodeState(tc.v, &s)
+		if err == nil {
+			t.Errorf("%s: decoded", tc.name)
+			continue
+		}
+		if got := errors.Is(err, errUnknownStateVersion); got != tc.unknown {
+			t.Errorf("%s: unknown-version = %v (%v)", tc.name, got, err)
+		}
+	}
+}
+
+// FuzzDecodeState: arbitrary bytes never panic the decoder, and what it
+// accepts re-encodes to a fixpoint.
+func FuzzDecodeState(f *testing.F) {
+	f.Add(appendState(nil, sampleState(f), stateRule))
+	f.Add(appendState(nil, &ruleState{n: 1}, stateRule))
+	f.Add([]byte{0, 0, 0, 0, 0, 0, 0, 0, stateVersion, tagGroups, 1, 0})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		var s ruleState
+		if decodeState(b, &s) != nil {
+			return
+		}
+		enc := appendState(nil, &s, stateRule)
+		var s2 ruleState
+		if err := decodeState(bytes.Clone(enc), &s2); err != nil {
+			t.Fatalf("re-encoded state does not decode: %v", err)
+		}
+		if enc2 := appendState(nil, &s2, stateRule); !bytes.Equal(enc, enc2) {
+			t.Fatalf("not a fixpoint:\n%x\n%x", enc, enc2)
+		}
+	})
+}
+
+// TestUnreadableStateStartsFresh: a value of another state version (the
+// JSON of the previous release) is counted and the key starts fresh
+// instead of failing the partition.
+func TestUnreadableStateStartsFresh(t *testing.T) {
+	set := loadRules(t, spray)
+	st := NewMemStore()
+	key := "s/t.spray@" + set.Rule("t.spray").Version + "/u"
+	_ = st.Set([]byte(key), append(make([]byte, 8), `{"groups":{}}`...))
+	eng, err := NewEngine(set, st, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t0 := time.Date(2025, 5, 1, 9, 0, 0, 0, time.UTC)
+	for i := 0; i < 2; i++ {
+		ev := event.Event{ID: fmt.Sprint(i), Time: t0.Add(time.Duration(i) * time.Second), Outcome: event.OutcomeFailure, User: "u"}
+		as, err := eng.Process(event.KeyUser, "u", &ev)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := i; len(as) != want {
+			t.Fatalf("event %d: %d alerts", i, len(as))
+		}
+	}
+	if eng.Stats().StateDiscarded != 1 {
+		t.Fatalf("StateDiscarded = %d", eng.Stats().StateDiscarded)
+	}
+	if err := eng.Flush(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestThresholdStateIsBounded: a busy threshold key keeps ids and times,
+// not events: its stored state stays small, the alert carries the newest
+// ThresholdEvidence events, and the alert id hashes every event id of the
+// window.
+func TestThresholdStateIsBounded(t *testing.T) {
+	const n = 40
+	rule := "id: t.many\nname: many\n" + hdr + `kind: threshold
+by: user
+window: 1h
+where: Outcome == "failure"
+threshold: {distinct: SrcIP, having: 'distinct >= 3 && count >= ` + fmt.Sprint(n) + `'}
+`
+	set := loadRules(t, rule)
+	st := NewMemStore()
+	eng, err := NewEngine(set, st, Options{ThresholdEvidence: 8})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t0 := time.Date(2025, 5, 1, 9, 0, 0, 0, time.UTC)
+	raw := []byte(`{"ResultDescription":"` + string(bytes.Repeat([]byte("x"), 1000)) + `"}`)
+	var ids []string
+	var got []alert.Alert
+	for i := 0; i < n; i++ {
+		id := fmt.Sprintf("event-%02d", i)
+		ids = append(ids, id)
+		ip := "10.0.0.1"
+		if i >= n-2 { // the distinct count reaches 3 only at the end
+			ip = fmt.Sprintf("10.0.0.%d", i)
+		}
+		ev := event.Event{ID: id, Time: t0.Add(time.Duration(i) * time.Second), Outcome: event.OutcomeFailure, User: "u", SrcIP: ip, Raw: raw}
+		as, err := eng.Process(event.KeyUser, "u", &ev)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, as...)
+		if i == n-2 {
+			if err := eng.Flush(); err != nil {
+				t.Fatal(err)
+			}
+			// 39 events of 1 KB raw each; the state holds 8 of them.
+			if size := st.Size(); size > 8*1200+39*40 {
+				t.Errorf("state of a busy threshold key is %d bytes", size)
+			}
+		}
+	}
+	if len(got) != 1 {
+		t.Fatalf("%d alerts", len(got))
+	}
+	a := got[0]
+	evs := a.EventIDs()
+	if len(evs) != 8 || evs[0] != "event-32" || evs[7] != "event-39" {
+		t.Errorf("alert events = %v, want the newest 8", evs)
+	}
+	if want := alert.MakeID("t.many", a.RuleVersion, event.KeyUser, "u", ids); a.ID != want {
+		t.Errorf("alert id does not hash every event of the window")
+	}
+	if a.FirstTime != t0 || len(a.Steps[0].Events[0].Raw) != len(raw) {
+		t.Errorf("first time %v, evidence raw %d bytes", a.FirstTime, len(a.Steps[0].Events[0].Raw))
+	}
+}
+
+// TestThresholdIDArenaStaysBounded: a key that keeps buffering for hours
+// reuses its id arena (compaction) and its ids stay right.
+func TestThresholdIDArenaStaysBounded(t *testing.T) {
+	rule := "id: t.never\nname: never\n" + hdr + `kind: threshold
+by: user
+window: 10s
+where: Outcome == "failure"
+threshold: {having: count >= 1000}
+`
+	eng, err := NewEngine(loadRules(t, rule), NewMemStore(), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t0 := time.Date(2025, 5, 1, 9, 0, 0, 0, time.UTC)
+	for i := 0; i < 20000; i++ {
+		ev := event.Event{ID: fmt.Sprintf("event-%05d", i), Time: t0.Add(time.Duration(i) * 100 * time.Millisecond), Outcome: event.OutcomeFailure, User: "u"}
+		if _, err := eng.Process(event.KeyUser, "u", &ev); err != nil {
+			t.Fatal(err)
+		}
+	}
+	g := eng.rules[0].states["u"].rs.groups[""]
+	if len(g.ids) > 8192 || len(g.entries) > 110 {
+		t.Fatalf("arena %d bytes for %d entries", len(g.ids), len(g.entries))
+	}
+	for k := range g.entries {
+		x := &g.entries[k]
+		want := fmt.Sprintf("event-%05d", (x.t-t0.UnixNano())/int64(100*time.Millisecond))
+		if got := string(g.id(x)); got != want {
+			t.Fatalf("entry %d: id %q, want %q", k, got, want)
+		}
+	}
+}
