@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"sync"
 	"sync/atomic"
+	"syscall"
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/prometheus/client_golang/prometheus"
@@ -42,11 +43,11 @@ type App struct {
 	Cfg      *config.Config
 	Log      zerolog.Logger
 	Registry *prometheus.Registry
-	Rules    *rules.Set
 	// Incidents holds the latest incidents seen on the incidents topic.
 	Incidents *incident.Latest
 
 	clientOpts []kgo.Opt
+	rules      atomic.Pointer[rules.Set]
 	ready      atomic.Bool
 	instance   string
 }
@@ -66,25 +67,55 @@ func New(cfg *config.Config, log zerolog.Logger) (*App, error) {
 		return nil, err
 	}
 	host, _ := os.Hostname()
-	return &App{
-		Cfg: cfg, Log: log, Registry: reg, Rules: set,
+	a := &App{
+		Cfg: cfg, Log: log, Registry: reg,
 		Incidents:  incident.NewLatest(1000),
 		clientOpts: copts,
 		instance:   host,
-	}, nil
+	}
+	a.rules.Store(set)
+	return a, nil
 }
 
 // LoadRules loads every configured rule directory into one set.
 func LoadRules(cfg *config.Config) (*rules.Set, error) {
-	opts := rules.Options{MaxRetention: cfg.Rules.MaxRetention.D()}
-	if len(cfg.Rules.Dirs) != 1 {
-		return nil, fmt.Errorf("rules.dirs: give exactly one directory (got %d); put several trees under one directory instead", len(cfg.Rules.Dirs))
-	}
-	set, err := rules.LoadDir(cfg.Rules.Dirs[0], opts)
+	set, err := rules.LoadDirs(cfg.Rules.Dirs, ruleOptions(cfg))
 	if err != nil {
-		return nil, fmt.Errorf("rules in %s:\n%w", cfg.Rules.Dirs[0], err)
+		return nil, fmt.Errorf("rules in %v (check with: vigil rules lint DIR):\n%w", cfg.Rules.Dirs, err)
 	}
 	return set, nil
+}
+
+func ruleOptions(cfg *config.Config) rules.Options {
+	return rules.Options{MaxRetention: cfg.Rules.MaxRetention.D()}
+}
+
+// SetRules replaces the rule set in force, as a reload does.
+func (a *App) SetRules(s *rules.Set) { a.rules.Store(s) }
+
+// CurrentRules returns the rule set in force (it changes on reload).
+func (a *App) CurrentRules() *rules.Set { return a.rules.Load() }
+
+// watchRules reloads the rules when their files change or on SIGHUP. A
+// broken edit is logged and the running set stays.
+func (a *App) watchRules(ctx context.Context) {
+	w, err := rules.NewWatcher(a.Cfg.Rules.Dirs, rules.WatchOptions{Options: ruleOptions(a.Cfg), Signals: []os.Signal{syscall.SIGHUP}, Logger: &a.Log})
+	if err != nil {
+		a.Log.Warn().Err(err).Msg("rule reload disabled")
+		return
+	}
+	defer w.Close()
+	err = w.Run(ctx, func(u rules.Update) {
+		if u.Err != nil {
+			a.Log.Error().Err(u.Err).Str("cause", u.Cause).Msg("rules not reloaded: the running rules stay in force")
+			return
+		}
+		a.SetRules(u.Set)
+		a.Log.Info().Str("cause", u.Cause).Msg("rules reloaded")
+	})
+	if err != nil && ctx.Err() == nil {
+		a.Log.Warn().Err(err).Msg("rule watcher stopped")
+	}
 }
 
 // ClientOpts are the options every Kafka client of the app starts from.
@@ -98,7 +129,7 @@ func (a *App) Sources() []string {
 	return DefaultSources
 }
 
-func (a *App) keyspaces() []event.Keyspace { return a.Rules.Keyspaces() }
+func (a *App) keyspaces() []event.Keyspace { return a.CurrentRules().Keyspaces() }
 
 // Topics returns the specs of every topic the configured stages use.
 func (a *App) Topics() []kafka.TopicSpec {
@@ -158,7 +189,11 @@ func (a *App) Stages() ([]runtime.Stage, error) {
 			s, err := correlate.Stage(correlate.Topics{
 				Events: events, Alerts: t.Alerts(), DLQ: t.DLQ(),
 				Changelog: func(ks event.Keyspace) string { return t.Changelog("correlate", string(ks)) },
-			}, a.Rules, operators.Options{Lateness: a.Cfg.Rules.Lateness.D()}, correlate.NewMetrics(a.Registry))
+			}, a.CurrentRules, correlate.Options{
+				Engine:  operators.Options{Lateness: a.Cfg.Rules.Lateness.D()},
+				Metrics: correlate.NewMetrics(a.Registry),
+				Log:     a.Log,
+			})
 			if err != nil {
 				return nil, err
 			}
@@ -232,6 +267,13 @@ func (a *App) Run(ctx context.Context) error {
 			a.Log.Warn().Err(err).Msg("incident watch stopped")
 		}
 	}()
+	if a.Cfg.HasStage(config.StageCorrelate) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			a.watchRules(ctx)
+		}()
+	}
 	a.ready.Store(true)
 	<-ctx.Done()
 	a.ready.Store(false)

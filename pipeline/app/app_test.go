@@ -3,8 +3,10 @@ package app_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"path/filepath"
 	"runtime"
 	"strings"
@@ -221,5 +223,74 @@ func TestDemoAttackChainsIntoOneIncident(t *testing.T) {
 	}
 	if in.Severity != "high" || len(in.Rules) < 2 {
 		t.Errorf("incident severity %s rules %v: want high, several rules", in.Severity, in.Rules)
+	}
+}
+
+const markerRule = `id: test.marker
+name: Marker process %[1]s
+description: a test rule that reloads
+severity: %[2]s
+tactics: [TA0002]
+techniques: [T1059]
+kind: match
+by: device
+where: Type == "process" && Process.Name == "%[1]s"
+entities: {device: Device}
+tests:
+  - name: fires
+    events:
+      - {id: m1, time: 2026-01-01T00:00:00Z, source: defender.DeviceProcessEvents, category: endpoint, type: process, device: d1, process: {name: "%[1]s"}}
+    expect: {count: 1}
+  - name: quiet
+    events:
+      - {id: m2, time: 2026-01-01T00:00:00Z, source: defender.DeviceProcessEvents, category: endpoint, type: process, device: d1, process: {name: other.exe}}
+    expect: {count: 0}
+`
+
+func processRecord(file, device string, report int) []byte {
+	now := time.Now().UTC().Format(time.RFC3339Nano)
+	return fmt.Appendf(nil, `{"records":[{"time":%q,"category":"AdvancedHunting-DeviceProcessEvents","operationName":"Publish","properties":{"Timestamp":%q,"DeviceId":"d%d","DeviceName":%q,"ActionType":"ProcessCreated","FileName":%q,"ProcessCommandLine":%q,"ReportId":%d}}]}`,
+		now, now, report, device, file, file, report)
+}
+
+// Editing a rule file takes effect without a restart: the edited rule
+// runs with its new condition and severity.
+func TestRulesReloadWithoutRestart(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "marker.yaml")
+	if err := os.WriteFile(file, fmt.Appendf(nil, markerRule, "first.exe", "low"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	a := newApp(t)
+	a.Cfg.Rules.Dirs = []string{dir}
+	set, err := app.LoadRules(a.Cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.SetRules(set)
+	runApp(t, a)
+	cl := kafkatest.Client(t)
+	raw := a.Cfg.Topics.Raw("defender")
+	if err := cl.ProduceSync(context.Background(), &kgo.Record{Topic: raw, Value: processRecord("first.exe", "host-a", 1)}).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	waitIncident(t, a, func(in *incident.Incident) bool { return in.Severity == "low" })
+
+	if err := os.WriteFile(file, fmt.Appendf(nil, markerRule, "second.exe", "high"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for a.CurrentRules().Rule("test.marker").Severity != "high" {
+		if time.Now().After(deadline) {
+			t.Fatal("rules were not reloaded after the file changed")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if err := cl.ProduceSync(context.Background(), &kgo.Record{Topic: raw, Value: processRecord("second.exe", "host-b", 2)}).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	in := waitIncident(t, a, func(in *incident.Incident) bool { return in.Severity == "high" })
+	if !strings.Contains(in.Title, "second.exe") {
+		t.Errorf("incident %q is not from the edited rule", in.Title)
 	}
 }

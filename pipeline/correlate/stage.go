@@ -24,9 +24,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/rs/zerolog"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/vigil-sec/vigil/operators"
@@ -76,11 +78,25 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 // holding back the stage watermark that idle partitions advance to.
 const IdleAfter = 30 * time.Second
 
+// Options configure the stage.
+type Options struct {
+	Engine  operators.Options
+	Metrics *Metrics
+	Log     zerolog.Logger
+}
+
 // Stage declares the correlate stage over the keyspaces the rules use.
-func Stage(t Topics, set *rules.Set, opts operators.Options, m *Metrics) (runtime.Stage, error) {
+// current returns the rule set in force; when it changes (a reload), each
+// partition swaps it in between records, keeping the state of rules that
+// did not change and starting changed ones fresh. The keyspaces, and so
+// the input topics, are those of the set current at start: a reload that
+// needs a new keyspace is logged and takes a restart.
+func Stage(t Topics, current func() *rules.Set, o Options) (runtime.Stage, error) {
+	m := o.Metrics
 	if m == nil {
 		m = NewMetrics(nil)
 	}
+	set := current()
 	clk := newClock(IdleAfter)
 	byTopic := map[string]event.Keyspace{}
 	var inputs []string
@@ -95,6 +111,7 @@ func Stage(t Topics, set *rules.Set, opts operators.Options, m *Metrics) (runtim
 	if len(inputs) == 0 {
 		return runtime.Stage{}, errors.New("correlate: the loaded rules use no keyspace (no rules loaded?)")
 	}
+	keyspaces := set.Keyspaces()
 	return runtime.Stage{
 		Name:      "correlate",
 		Inputs:    inputs,
@@ -103,12 +120,14 @@ func Stage(t Topics, set *rules.Set, opts operators.Options, m *Metrics) (runtim
 		DLQ:       t.DLQ,
 		Changelog: func(in string) string { return t.Changelog(byTopic[in]) },
 		New: func(p runtime.Partition) (runtime.Processor, error) {
-			eng, err := operators.NewEngine(set, p.Store, opts)
+			set := current()
+			eng, err := operators.NewEngine(set, p.Store, o.Engine)
 			if err != nil {
 				return nil, err
 			}
 			return &processor{ks: byTopic[p.Topic], eng: eng, alerts: t.Alerts, m: m, clk: clk, now: time.Now,
-				events: t.Events, keyspaces: set.Keyspaces()}, nil
+				events: t.Events, keyspaces: keyspaces, set: set, current: current,
+				log: o.Log.With().Str("stage", "correlate").Str("topic", p.Topic).Int32("partition", p.Partition).Logger()}, nil
 		},
 	}, nil
 }
@@ -125,9 +144,41 @@ type processor struct {
 	// events and keyspaces route alerts back in for chained rules.
 	events    map[event.Keyspace]string
 	keyspaces []event.Keyspace
+	// set is the rule set the engine runs; current the one in force.
+	set     *rules.Set
+	current func() *rules.Set
+	log     zerolog.Logger
+}
+
+// reload swaps in a new rule set if one was loaded since the last record.
+func (p *processor) reload() error {
+	cur := p.current()
+	if cur == p.set {
+		return nil
+	}
+	ch, err := p.eng.Reload(cur)
+	if err != nil {
+		return runtime.Fatal(fmt.Errorf("reload rules: %w", err))
+	}
+	p.set = cur
+	for _, id := range ch.Changed {
+		p.log.Info().Str("rule", id).Msg("rule changed; its state starts fresh")
+	}
+	if !ch.Empty() {
+		p.log.Info().Strs("added", ch.Added).Strs("changed", ch.Changed).Strs("removed", ch.Removed).Int("kept", ch.Kept).Msg("rules reloaded")
+	}
+	for _, ks := range cur.Keyspaces() {
+		if _, ok := p.events[ks]; ok && !slices.Contains(p.keyspaces, ks) {
+			p.log.Warn().Str("keyspace", string(ks)).Msg("reloaded rules use a keyspace this process does not consume; restart to include it")
+		}
+	}
+	return nil
 }
 
 func (p *processor) Process(_ context.Context, rec *kgo.Record, out *runtime.Output) error {
+	if err := p.reload(); err != nil {
+		return err
+	}
 	var ev event.Event
 	if err := event.Unmarshal(rec.Value, &ev); err != nil {
 		return fmt.Errorf("decode event: %w", err)
@@ -170,6 +221,9 @@ func (p *processor) emit(as []alert.Alert, out *runtime.Output) error {
 // EndBatch fires time-driven logic up to the watermark and writes the
 // engine's in-memory state to the store, so it joins this transaction.
 func (p *processor) EndBatch(_ context.Context, out *runtime.Output) error {
+	if err := p.reload(); err != nil {
+		return err
+	}
 	now := p.now()
 	wm := p.eng.Watermark()
 	p.clk.report(p, wm, p.busy, now)

@@ -73,7 +73,7 @@ func (f fixture) runner(t *testing.T, id, dir string, crash func(int) bool) *run
 		Alerts:    f.alerts,
 		DLQ:       f.dlq,
 		Changelog: func(event.Keyspace) string { return f.changelog },
-	}, f.set, operators.Options{Lateness: time.Minute}, nil)
+	}, func() *rules.Set { return f.set }, correlate.Options{Engine: operators.Options{Lateness: time.Minute}})
 	if err != nil {
 		t.Fatal(err)
 	}
