@@ -119,6 +119,41 @@ else
 	kfake_or_fail "not installed:${missing} (apt-get install -y default-jre-headless maven for a real Kafka)"
 fi
 
+# >>> Azurite for the Azure Blob Storage connector tests (pipeline/connector/blob) >>>
+# With npm installed, start Azurite's blob service (deploy/azurite/azurite.sh:
+# npm package cached in ~/.cache/vigil/azurite, ~40 s cold, ~3 s warm) and
+# export its URL; in CI (VIGIL_REQUIRE_REAL_KAFKA=1) the Azurite tests must
+# then run, not skip. A VIGIL_AZURITE_URL already set is used as is.
+AZURITE_SH="$ROOT/deploy/azurite/azurite.sh"
+AZURITE_DIR=""
+stop_azurite() {
+	if [[ -n "$AZURITE_DIR" ]]; then
+		say "stopping Azurite"
+		bash "$AZURITE_SH" stop "$AZURITE_DIR" >/dev/null 2>&1 || true
+	fi
+}
+if [[ -n "${VIGIL_AZURITE_URL:-}" ]]; then
+	say "Azurite: the running one at VIGIL_AZURITE_URL=$VIGIL_AZURITE_URL"
+elif have npm && have node; then
+	require_real && export VIGIL_REQUIRE_AZURITE=1
+	AZURITE_DIR="$(mktemp -d "${TMPDIR:-/tmp}/vigil-azurite-test.XXXXXX")"
+	# Extend the EXIT trap: stop Azurite, then run the previous handler
+	# with the exit status it would have seen (set +e, so that status does
+	# not end the trap early).
+	prev_exit_trap() { eval "set -- $(trap -p EXIT)"; printf '%s' "${3:-}"; }
+	trap "rc=\$?; stop_azurite; set +e; (exit \$rc); $(prev_exit_trap)" EXIT
+	t=$SECONDS
+	if url="$(bash "$AZURITE_SH" start "$AZURITE_DIR")"; then
+		export VIGIL_AZURITE_URL="$url"
+		say "Azurite: blob service at $url (ready in $((SECONDS - t))s)"
+	else
+		say "Azurite failed to start (see messages above); its tests will $(require_real && echo fail || echo skip)"
+	fi
+else
+	say "Azurite: npm not installed; the Azure Blob Storage tests skip (apt-get install -y nodejs npm)"
+fi
+# <<< Azurite <<<
+
 say "go test -count=1 -timeout $TIMEOUT $PKGS $*"
 # shellcheck disable=SC2086 # PKGS may list several patterns
 go test -count=1 -timeout "$TIMEOUT" "$@" $PKGS

@@ -121,12 +121,14 @@ func (a *App) watchRules(ctx context.Context) {
 // ClientOpts are the options every Kafka client of the app starts from.
 func (a *App) ClientOpts() []kgo.Opt { return append([]kgo.Opt(nil), a.clientOpts...) }
 
-// Sources returns the raw sources the process reads.
+// Sources returns the raw sources the process reads: topics.sources (or
+// DefaultSources) plus the sources of every configured connector.
 func (a *App) Sources() []string {
+	base := DefaultSources
 	if len(a.Cfg.Topics.Sources) > 0 {
-		return a.Cfg.Topics.Sources
+		base = a.Cfg.Topics.Sources
 	}
-	return DefaultSources
+	return mergeSources(base, a.Cfg.Connectors.Sources())
 }
 
 func (a *App) keyspaces() []event.Keyspace { return a.CurrentRules().Keyspaces() }
@@ -203,6 +205,8 @@ func (a *App) Stages() ([]runtime.Stage, error) {
 				Alerts: t.Alerts(), Incidents: t.Incidents(), DLQ: t.DLQ(),
 				Changelog: t.Changelog("incident", "alerts"),
 			}, incident.Options{}))
+		case config.StageConnectors:
+			// Not a consumer-group stage: Run starts the connectors.
 		default:
 			return nil, fmt.Errorf("stages: unknown stage %q (known: %v)", name, config.StageNames)
 		}
@@ -227,6 +231,10 @@ func (a *App) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	conns, err := a.connectorsToRun()
+	if err != nil {
+		return err
+	}
 	metrics := runtime.NewMetrics(a.Registry)
 	cache := pebble.NewCache(64 << 20)
 	defer cache.Unref()
@@ -234,7 +242,7 @@ func (a *App) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var wg sync.WaitGroup
-	errs := make(chan error, len(stages)+2)
+	errs := make(chan error, len(stages)+len(conns)+2)
 	for _, s := range stages {
 		r, err := runtime.NewRunner(s, runtime.Options{
 			ClientOpts:      a.ClientOpts(),
@@ -258,6 +266,9 @@ func (a *App) Run(ctx context.Context) error {
 				cancel()
 			}
 		}()
+	}
+	if err := a.runConnectors(ctx, cancel, conns, &wg, errs); err != nil {
+		return err
 	}
 	wg.Add(1)
 	go func() {

@@ -12,7 +12,10 @@
 //  3. the environment: every key has a variable derived from its path
 //     (kafka.sasl.password → VIGIL_KAFKA_SASL_PASSWORD; lists are
 //     comma-separated), and every Secret also reads <VAR>_FILE, the path of
-//     a file holding the secret (how Docker and Kubernetes mount secrets);
+//     a file holding the secret (how Docker and Kubernetes mount secrets).
+//     Lists of entries (connectors.kafka, files, blob_dirs) are file-only,
+//     since a variable cannot address one entry; only the secrets of a
+//     named entry have variables, VIGIL_<LIST>_<NAME>_<KEY>(_FILE);
 //  4. derivations: an Event Hubs connection string fills in SASL, TLS and
 //     the broker (see ApplyEventHubs);
 //  5. Validate, which reports every problem at once, each naming the key
@@ -51,28 +54,40 @@ const (
 	SASLScramSHA512 = "SCRAM-SHA-512"
 )
 
-// Stage names. StageNames is the one list of the stages this build knows;
-// the default for `stages` is all of them, and Validate accepts only these.
+// Stage names. StageNames is the one list of the stages this build knows,
+// and Validate accepts only these; DefaultStages is what runs when
+// `stages` is not set.
 const (
-	StageNormalize = "normalize"
-	StageCorrelate = "correlate"
-	StageIncident  = "incident"
+	// StageConnectors runs the connectors configured under `connectors`
+	// (not a consumer-group stage: it reads sources outside Vigil's topics).
+	StageConnectors = "connectors"
+	StageNormalize  = "normalize"
+	StageCorrelate  = "correlate"
+	StageIncident   = "incident"
 )
 
 // StageNames lists the known stages in data-flow order.
-var StageNames = []string{StageNormalize, StageCorrelate, StageIncident}
+var StageNames = []string{StageConnectors, StageNormalize, StageCorrelate, StageIncident}
+
+// DefaultStages are the stages run when `stages` is not set. Connectors
+// are left out on purpose: they listen on ports and read local files, so a
+// process runs them only when told to (--stages connectors,...), and a
+// cluster usually runs them as their own deployment.
+var DefaultStages = []string{StageNormalize, StageCorrelate, StageIncident}
 
 // Config is the whole configuration of a Vigil process.
 type Config struct {
 	Kafka   Kafka    `yaml:"kafka" doc:"Connection to the Kafka cluster (Apache Kafka, Redpanda, Confluent, Azure Event Hubs)."`
 	Topics  Topics   `yaml:"topics" doc:"Names and shape of the topics Vigil creates and uses."`
-	Stages  []string `yaml:"stages" doc:"Stages this process runs (comma list in the env var). Known: normalize, correlate, incident."`
+	Stages  []string `yaml:"stages" doc:"Stages this process runs (comma list in the env var). Known: connectors, normalize, correlate, incident; connectors runs only when listed."`
 	DataDir string   `yaml:"data_dir" doc:"Directory for local state (Pebble stores, the dev broker's log)."`
 	HTTP    HTTP     `yaml:"http" doc:"The API / UI / health HTTP server."`
 	Metrics Metrics  `yaml:"metrics" doc:"Prometheus metrics endpoint."`
 	Log     Log      `yaml:"log" doc:"Logging."`
 	Rules   Rules    `yaml:"rules" doc:"Detection rules."`
 	Dev     Dev      `yaml:"dev" doc:"Embedded single-process mode (vigil dev)."`
+
+	Connectors Connectors `yaml:"connectors" doc:"Sources read by the connectors stage and produced, as received, to raw.<source> (run them with stages: [connectors, ...]). Their sources' raw topics are created and read by normalize whether or not this process runs the connectors stage. Lists of entries (kafka, files, blob_dirs) are set in the file only, except the secrets of a named kafka entry, which also read VIGIL_CONNECTORS_KAFKA_<NAME>_<KEY>(_FILE)."`
 
 	// envWarnings are VIGIL_* variables that matched no key, from Load.
 	envWarnings []string
@@ -170,7 +185,7 @@ func Defaults() *Config {
 			ReplicationFactor: 1,
 			Compact:           true,
 		},
-		Stages:  append([]string(nil), StageNames...),
+		Stages:  append([]string(nil), DefaultStages...),
 		DataDir: "./vigil-data",
 		HTTP:    HTTP{Listen: "127.0.0.1:8080"},
 		Metrics: Metrics{Namespace: "vigil"},
@@ -181,6 +196,9 @@ func Defaults() *Config {
 			MaxRetention: Duration(30 * 24 * time.Hour),
 		},
 		Dev: Dev{BrokerListen: "127.0.0.1:9092", Demo: true},
+		Connectors: Connectors{Syslog: SyslogConnector{
+			Source: "syslog", MaxMessageBytes: DefaultSyslogMaxMessageBytes,
+		}},
 	}
 }
 

@@ -133,7 +133,12 @@ stages: [normalize]
 func TestEveryKeyHasEnv(t *testing.T) {
 	seen := map[string]string{}
 	def := Defaults()
+	var fileOnly []string
 	for _, l := range leaves(reflect.ValueOf(def).Elem(), "") {
+		if l.FileOnly() {
+			fileOnly = append(fileOnly, l.Path)
+			continue
+		}
 		if prev, dup := seen[l.Env]; dup {
 			t.Fatalf("keys %s and %s map to the same variable %s", prev, l.Path, l.Env)
 		}
@@ -165,7 +170,12 @@ func TestEveryKeyHasEnv(t *testing.T) {
 			t.Errorf("%s=%s did not change %s", l.Env, val, l.Path)
 		}
 	}
-	for _, want := range []string{"VIGIL_KAFKA_BROKERS", "VIGIL_KAFKA_SASL_PASSWORD", "VIGIL_TOPICS_PREFIX", "VIGIL_KAFKA_TLS_CA_FILE", "VIGIL_DEV_BROKER_LISTEN"} {
+	// Only lists of entries are file-only.
+	if want := []string{"connectors.kafka", "connectors.files", "connectors.blob_dirs"}; !slices.Equal(fileOnly, want) {
+		t.Errorf("file-only keys = %q, want %q", fileOnly, want)
+	}
+	for _, want := range []string{"VIGIL_KAFKA_BROKERS", "VIGIL_KAFKA_SASL_PASSWORD", "VIGIL_TOPICS_PREFIX", "VIGIL_KAFKA_TLS_CA_FILE", "VIGIL_DEV_BROKER_LISTEN",
+		"VIGIL_CONNECTORS_SYSLOG_UDP", "VIGIL_CONNECTORS_SYSLOG_TCP", "VIGIL_CONNECTORS_SYSLOG_TLS_CERT_FILE", "VIGIL_CONNECTORS_SYSLOG_MAX_MESSAGE_BYTES"} {
 		if _, ok := seen[want]; !ok {
 			t.Errorf("no key maps to %s", want)
 		}
@@ -332,7 +342,7 @@ func TestValidate(t *testing.T) {
 			c.Topics.Sources = []string{"ok", "no way"}
 		}, []string{"topics.prefix", "topics.partitions", "topics.replication_factor", "topics.sources[1]"}, "not allow"},
 		{"stages", func(c *Config) { c.Stages = []string{"normalize", "corelate", "normalize"} },
-			[]string{"stages[1]", "stages[2]"}, `"corelate" is not a stage; use normalize, correlate, incident`},
+			[]string{"stages[1]", "stages[2]"}, `"corelate" is not a stage; use connectors, normalize, correlate, incident`},
 		{"no stages", func(c *Config) { c.Stages = nil }, []string{"stages"}, "is empty"},
 		{"log", func(c *Config) { c.Log = Log{Level: "verbose", Format: "text"} },
 			[]string{"log.level", "log.format"}, `"verbose" is not a level`},
@@ -453,6 +463,8 @@ func FuzzDecodeYAML(f *testing.F) {
 	for _, s := range []string{
 		"kafka:\n  brokers: [a:1]\n", "kafka: &a {client_id: x}\ntopics: *a\n", "<<: {a: 1}\n",
 		"stages: normalize\n", "rules:\n  lateness: 1d\n  dirs: [[x]]\n", "- a\n- b\n", "kafka: {sasl: {password: [1]}}",
+		"connectors:\n  kafka:\n    - {name: a, source: s, topics: [t], sasl: {password: x}}\n  files: []\n",
+		"connectors: {files: [{path: /x, source: s}, ~], blob_dirs: {root: x}}\n", "connectors: {kafka: [[1]]}\n",
 	} {
 		f.Add(s)
 	}
@@ -476,7 +488,7 @@ func FuzzDecodeYAML(f *testing.F) {
 
 // redact replaces set secrets by the text they print as.
 func redact(c *Config) {
-	for _, l := range leaves(reflect.ValueOf(c).Elem(), "") {
+	for _, l := range valueLeaves(reflect.ValueOf(c).Elem(), "") {
 		if l.V.Type() == secretType && l.V.String() != "" {
 			l.V.SetString(Redacted)
 		}
@@ -485,7 +497,7 @@ func redact(c *Config) {
 
 // normalize maps empty lists to nil: YAML writes both as [].
 func normalize(c *Config) *Config {
-	for _, l := range leaves(reflect.ValueOf(c).Elem(), "") {
+	for _, l := range valueLeaves(reflect.ValueOf(c).Elem(), "") {
 		if l.V.Kind() == reflect.Slice && l.V.Len() == 0 {
 			l.V.Set(reflect.Zero(l.V.Type()))
 		}

@@ -145,8 +145,42 @@ func (d *decoder) section(n *yaml.Node, v reflect.Value, prefix string) {
 			d.section(val, fv, path)
 			continue
 		}
+		if isEntries(fv.Type()) {
+			d.entries(val, fv, path)
+			continue
+		}
 		d.value(val, fv, path)
 	}
+}
+
+// entries decodes a list of sections (connectors.kafka) entry by entry, as
+// strictly as the top level: each entry is a mapping checked key by key,
+// and its problems name path[i].key. The list replaces the default one.
+func (d *decoder) entries(n *yaml.Node, v reflect.Value, path string) {
+	if n.Kind == yaml.AliasNode {
+		n = n.Alias
+	}
+	if isNull(n) {
+		v.Set(reflect.Zero(v.Type()))
+		return
+	}
+	if n.Kind != yaml.SequenceNode {
+		d.errorf(n, "%s: expected a list of entries, each a mapping of keys (%s)", path, strings.Join(sectionKeys(v.Type().Elem()), ", "))
+		return
+	}
+	out := reflect.MakeSlice(v.Type(), len(n.Content), len(n.Content))
+	for i, item := range n.Content {
+		if item.Kind == yaml.AliasNode {
+			item = item.Alias
+		}
+		ip := fmt.Sprintf("%s[%d]", path, i)
+		if isNull(item) {
+			d.errorf(item, "%s is empty; give its keys (%s) or remove the entry", ip, strings.Join(sectionKeys(v.Type().Elem()), ", "))
+			continue
+		}
+		d.section(item, out.Index(i), ip)
+	}
+	v.Set(out)
 }
 
 // value decodes a leaf.
@@ -230,24 +264,18 @@ func applyEnv(c *Config, env []string) (warnings []string, err error) {
 	known := map[string]bool{}
 	var errs []string
 	for _, l := range leaves(reflect.ValueOf(c).Elem(), "") {
+		if l.FileOnly() {
+			errs = append(errs, entrySecretsEnv(l, vars, known)...)
+			continue
+		}
 		known[l.Env] = true
 		val, direct := vars[l.Env]
 		if l.V.Type() == secretType {
-			fileVar := l.Env + "_FILE"
-			known[fileVar] = true
-			if file, ok := vars[fileVar]; ok && file != "" {
-				if direct && val != "" {
-					errs = append(errs, fmt.Sprintf("%s and %s are both set for %s; set only one", l.Env, fileVar, l.Path))
-					continue
-				}
-				b, rerr := os.ReadFile(file)
-				if rerr != nil {
-					errs = append(errs, fmt.Sprintf("%s: read secret for %s: %v", fileVar, l.Path, rerr))
-					continue
-				}
-				// Files written by editors and `echo` end in a newline that
-				// is never part of the secret.
-				l.V.SetString(strings.TrimRight(string(b), "\r\n"))
+			done, serr := secretFromFile(l, vars, known)
+			if serr != "" {
+				errs = append(errs, serr)
+			}
+			if done {
 				continue
 			}
 		}
@@ -290,6 +318,63 @@ func applyEnv(c *Config, env []string) (warnings []string, err error) {
 	}
 	sort.Strings(warnings)
 	return warnings, nil
+}
+
+// secretFromFile sets the secret leaf l from the file named by its
+// <VAR>_FILE variable, if set. done reports that l was handled (set, or
+// failed with problem).
+func secretFromFile(l leaf, vars map[string]string, known map[string]bool) (done bool, problem string) {
+	fileVar := l.Env + "_FILE"
+	known[fileVar] = true
+	file, ok := vars[fileVar]
+	if !ok || file == "" {
+		return false, ""
+	}
+	if val := vars[l.Env]; val != "" {
+		return true, fmt.Sprintf("%s and %s are both set for %s; set only one", l.Env, fileVar, l.Path)
+	}
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return true, fmt.Sprintf("%s: read secret for %s: %v", fileVar, l.Path, err)
+	}
+	// Files written by editors and `echo` end in a newline that is never
+	// part of the secret.
+	l.V.SetString(strings.TrimRight(string(b), "\r\n"))
+	return true, ""
+}
+
+// entrySecretsEnv sets the secrets of the named entries of list leaf l
+// from VIGIL_<LIST>_<NAME>_<KEY> and <...>_FILE (the one way into a list
+// from the environment; see Connectors). Entries without a "name" key, or
+// with an empty name, have none.
+func entrySecretsEnv(l leaf, vars map[string]string, known map[string]bool) (errs []string) {
+	for i := range l.V.Len() {
+		e := l.V.Index(i)
+		nf := e.FieldByName("Name")
+		if !nf.IsValid() || nf.Kind() != reflect.String || nf.String() == "" {
+			continue
+		}
+		base := entryEnvName(l.Path, nf.String())
+		for _, sl := range leaves(e, "") {
+			if sl.V.Type() != secretType {
+				continue
+			}
+			sl.Env = base + "_" + strings.ToUpper(strings.ReplaceAll(sl.Path, ".", "_"))
+			sl.Path = fmt.Sprintf("%s[%d].%s", l.Path, i, sl.Path)
+			known[sl.Env] = true
+			done, problem := secretFromFile(sl, vars, known)
+			if problem != "" {
+				errs = append(errs, problem)
+			}
+			if done {
+				continue
+			}
+			if val, ok := vars[sl.Env]; ok {
+				sl.V.SetString(val)
+			}
+		}
+	}
+	return errs
 }
 
 // closest returns the candidate within a small edit distance of s, or "".

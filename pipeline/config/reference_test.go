@@ -29,8 +29,27 @@ func TestReference(t *testing.T) {
 	}
 	// Every key appears with its variable.
 	for _, l := range leaves(reflect.ValueOf(Defaults()).Elem(), "") {
+		if l.FileOnly() {
+			// A list of entries: its row and each entry key's row say so.
+			rows := []leaf{l}
+			rows = append(rows, entryLeaves(l)...)
+			for _, r := range rows {
+				if !strings.Contains(got, "| `"+r.Path+"` |") {
+					t.Errorf("reference lacks %s", r.Path)
+				}
+			}
+			if !strings.Contains(got, "| `"+l.Path+"` | list of entries | (empty) | file only |") {
+				t.Errorf("reference row of %s does not say file only", l.Path)
+			}
+			continue
+		}
 		if !strings.Contains(got, "| `"+l.Path+"` |") || !strings.Contains(got, "`"+l.Env+"`") {
 			t.Errorf("reference lacks %s / %s", l.Path, l.Env)
+		}
+	}
+	for _, want := range []string{"`connectors.kafka[].topics`", "`VIGIL_CONNECTORS_KAFKA_<NAME>_SASL_PASSWORD_FILE`", "`VIGIL_CONNECTORS_SYSLOG_UDP`"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("reference lacks %s", want)
 		}
 	}
 	if !strings.Contains(got, "`VIGIL_KAFKA_SASL_PASSWORD_FILE`") {

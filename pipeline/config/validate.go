@@ -131,6 +131,10 @@ func (c *Config) Validate() error {
 		add("rules.max_retention", "%s is shorter than rules.lateness (%s); raise it or lower rules.lateness", c.Rules.MaxRetention, c.Rules.Lateness)
 	}
 	checkListen(add, "dev.broker_listen", c.Dev.BrokerListen, false)
+	c.validateConnectors(add)
+	if i := slices.Index(c.Stages, StageConnectors); i >= 0 && !c.Connectors.Any() {
+		add(fmt.Sprintf("stages[%d]", i), "%q is listed but no connector is configured; configure one under connectors (syslog, kafka, files, blob_dirs) or remove it from stages", StageConnectors)
+	}
 
 	if len(ps) == 0 {
 		return nil
@@ -142,31 +146,8 @@ var promName = regexp.MustCompile(`^[a-zA-Z_][a-zA-Z0-9_]*$`)
 
 func (c *Config) validateKafka(add func(key, format string, args ...any)) {
 	k := c.Kafka
-	eh := k.EventHubsConnectionString != ""
-	if eh {
-		if _, err := ParseEventHubs(k.EventHubsConnectionString.Reveal()); err != nil {
-			add("kafka.event_hubs_connection_string", "%v", err)
-		} else {
-			if k.SASL.Mechanism != "" && k.SASL.Mechanism != SASLPlain {
-				add("kafka.sasl.mechanism", "%q conflicts with kafka.event_hubs_connection_string, which uses PLAIN; remove kafka.sasl or the connection string", k.SASL.Mechanism)
-			}
-			if k.SASL.Username != "" && k.SASL.Username != EventHubsUser {
-				add("kafka.sasl.username", "%q conflicts with kafka.event_hubs_connection_string, which uses %s; remove kafka.sasl.username", k.SASL.Username, EventHubsUser)
-			}
-			if k.SASL.Password != "" && k.SASL.Password != k.EventHubsConnectionString {
-				add("kafka.sasl.password", "is set and differs from kafka.event_hubs_connection_string; remove kafka.sasl.password")
-			}
-		}
-	}
-	if len(k.Brokers) == 0 && !eh {
-		add("kafka.brokers", "is empty; list at least one seed broker as host:port, e.g. 127.0.0.1:9092")
-	}
-	for i, b := range k.Brokers {
-		key := fmt.Sprintf("kafka.brokers[%d]", i)
-		if err := checkHostPort(b); err != nil {
-			add(key, "%q: %v; write host:port, e.g. kafka-1.example.com:9092", b, err)
-		}
-	}
+	env := func(key string) string { return envName("kafka." + key) }
+	validateKafkaConn(add, "kafka.", k, env)
 	if strings.TrimSpace(k.ClientID) == "" {
 		add("kafka.client_id", "is empty; set a name such as vigil")
 	}
@@ -179,60 +160,87 @@ func (c *Config) validateKafka(add func(key, format string, args ...any)) {
 	if k.Compression != "" && !slices.Contains(compressors, k.Compression) {
 		add("kafka.compression", "%q is not a codec; use one of %s, or leave it empty", k.Compression, strings.Join(compressors, ", "))
 	}
+}
+
+// validateKafkaConn checks how a client reaches a cluster (brokers, Event
+// Hubs string, SASL, TLS): Vigil's own (p = "kafka.") or a connector's
+// source cluster (p = "connectors.kafka[i]."). env names the variable that
+// sets a key under p (for the fix of a missing secret). k has had
+// ApplyEventHubs applied.
+func validateKafkaConn(add func(key, format string, args ...any), p string, k Kafka, env func(key string) string) {
+	eh := k.EventHubsConnectionString != ""
+	ehKey := p + "event_hubs_connection_string"
+	if eh {
+		if _, err := ParseEventHubs(k.EventHubsConnectionString.Reveal()); err != nil {
+			add(ehKey, "%v", err)
+		} else {
+			if k.SASL.Mechanism != "" && k.SASL.Mechanism != SASLPlain {
+				add(p+"sasl.mechanism", "%q conflicts with %s, which uses PLAIN; remove %ssasl or the connection string", k.SASL.Mechanism, ehKey, p)
+			}
+			if k.SASL.Username != "" && k.SASL.Username != EventHubsUser {
+				add(p+"sasl.username", "%q conflicts with %s, which uses %s; remove %ssasl.username", k.SASL.Username, ehKey, EventHubsUser, p)
+			}
+			if k.SASL.Password != "" && k.SASL.Password != k.EventHubsConnectionString {
+				add(p+"sasl.password", "is set and differs from %s; remove %ssasl.password", ehKey, p)
+			}
+		}
+	}
+	if len(k.Brokers) == 0 && !eh {
+		add(p+"brokers", "is empty; list at least one seed broker as host:port, e.g. 127.0.0.1:9092, or set %s (%s or %s_FILE)", ehKey, env("event_hubs_connection_string"), env("event_hubs_connection_string"))
+	}
+	for i, b := range k.Brokers {
+		key := fmt.Sprintf("%sbrokers[%d]", p, i)
+		if err := checkHostPort(b); err != nil {
+			add(key, "%q: %v; write host:port, e.g. kafka-1.example.com:9092", b, err)
+		}
+	}
 
 	m := k.SASL.Mechanism
 	switch {
 	case m == "" && !eh:
 		if k.SASL.Username != "" || k.SASL.Password != "" {
-			add("kafka.sasl.mechanism", "is empty but kafka.sasl.username or password is set; set it to one of %s, or remove the credentials", strings.Join(mechanisms, ", "))
+			add(p+"sasl.mechanism", "is empty but %ssasl.username or password is set; set it to one of %s, or remove the credentials", p, strings.Join(mechanisms, ", "))
 		}
 	case m != "" && !slices.Contains(mechanisms, m):
 		hint := ""
 		if up := strings.ToUpper(m); slices.Contains(mechanisms, up) {
 			hint = fmt.Sprintf(" (write it as %s)", up)
 		}
-		add("kafka.sasl.mechanism", "%q is not one of %s%s; set it to one of them or leave it empty for no SASL", m, strings.Join(mechanisms, ", "), hint)
+		add(p+"sasl.mechanism", "%q is not one of %s%s; set it to one of them or leave it empty for no SASL", m, strings.Join(mechanisms, ", "), hint)
 	case m != "" && !eh:
 		if k.SASL.Username == "" {
-			add("kafka.sasl.username", "is empty but kafka.sasl.mechanism is %s; set the user name", m)
+			add(p+"sasl.username", "is empty but %ssasl.mechanism is %s; set the user name", p, m)
 		}
 		if k.SASL.Password == "" {
-			add("kafka.sasl.password", "is empty but kafka.sasl.mechanism is %s; set it or VIGIL_KAFKA_SASL_PASSWORD(_FILE)", m)
+			add(p+"sasl.password", "is empty but %ssasl.mechanism is %s; set it or %s(_FILE)", p, m, env("sasl.password"))
 		}
 	}
 
 	tl := k.TLS
 	if !tl.Enabled && !eh {
 		for _, f := range []struct{ key, v string }{
-			{"kafka.tls.ca_file", tl.CAFile}, {"kafka.tls.cert_file", tl.CertFile},
-			{"kafka.tls.key_file", tl.KeyFile}, {"kafka.tls.server_name", tl.ServerName},
+			{p + "tls.ca_file", tl.CAFile}, {p + "tls.cert_file", tl.CertFile},
+			{p + "tls.key_file", tl.KeyFile}, {p + "tls.server_name", tl.ServerName},
 		} {
 			if f.v != "" {
-				add(f.key, "is set but kafka.tls.enabled is false; set kafka.tls.enabled: true or remove %s", f.key)
+				add(f.key, "is set but %stls.enabled is false; set %stls.enabled: true or remove %s", p, p, f.key)
 			}
 		}
 		if tl.InsecureSkipVerify {
-			add("kafka.tls.insecure_skip_verify", "is true but kafka.tls.enabled is false; set kafka.tls.enabled: true or remove it")
+			add(p+"tls.insecure_skip_verify", "is true but %stls.enabled is false; set %stls.enabled: true or remove it", p, p)
 		}
 	}
 	if (tl.CertFile == "") != (tl.KeyFile == "") {
 		if tl.CertFile == "" {
-			add("kafka.tls.cert_file", "is empty but kafka.tls.key_file is set; client certificates need both")
+			add(p+"tls.cert_file", "is empty but %stls.key_file is set; client certificates need both", p)
 		} else {
-			add("kafka.tls.key_file", "is empty but kafka.tls.cert_file is set; client certificates need both")
+			add(p+"tls.key_file", "is empty but %stls.cert_file is set; client certificates need both", p)
 		}
 	}
 	for _, f := range []struct{ key, path string }{
-		{"kafka.tls.ca_file", tl.CAFile}, {"kafka.tls.cert_file", tl.CertFile}, {"kafka.tls.key_file", tl.KeyFile},
+		{p + "tls.ca_file", tl.CAFile}, {p + "tls.cert_file", tl.CertFile}, {p + "tls.key_file", tl.KeyFile},
 	} {
-		if f.path == "" {
-			continue
-		}
-		if st, err := os.Stat(f.path); err != nil {
-			add(f.key, "cannot read %s: %v; fix the path", f.path, unwrapPathErr(err))
-		} else if st.IsDir() {
-			add(f.key, "%s is a directory; give the PEM file", f.path)
-		}
+		checkFile(add, f.key, f.path)
 	}
 }
 

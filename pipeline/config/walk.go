@@ -15,10 +15,14 @@ const EnvPrefix = "VIGIL_"
 // come from the same walk, so they cannot disagree.
 type leaf struct {
 	Path string // dotted yaml path: kafka.sasl.password
-	Env  string // VIGIL_KAFKA_SASL_PASSWORD
+	Env  string // VIGIL_KAFKA_SASL_PASSWORD; "" for a file-only key
 	Doc  string
 	V    reflect.Value // addressable field value
 }
+
+// FileOnly reports whether the key has no environment variable: a list of
+// entries (isEntries) and the keys inside its entries.
+func (l leaf) FileOnly() bool { return l.Env == "" }
 
 var (
 	secretType   = reflect.TypeFor[Secret]()
@@ -29,6 +33,13 @@ var (
 // than a value.
 func isSection(t reflect.Type) bool {
 	return t.Kind() == reflect.Struct
+}
+
+// isEntries reports whether t is a list of sections (connectors.kafka):
+// a leaf of the file, decoded entry by entry, with no environment
+// variable, since a variable cannot address one entry of a list.
+func isEntries(t reflect.Type) bool {
+	return t.Kind() == reflect.Slice && t.Elem().Kind() == reflect.Struct
 }
 
 // yamlName returns the key of a struct field, or "" for fields not in the
@@ -73,7 +84,42 @@ func leaves(v reflect.Value, prefix string) []leaf {
 			out = append(out, leaves(fv, path)...)
 			continue
 		}
-		out = append(out, leaf{Path: path, Env: envName(path), Doc: f.Tag.Get("doc"), V: fv})
+		env := envName(path)
+		if isEntries(f.Type) {
+			env = ""
+		}
+		out = append(out, leaf{Path: path, Env: env, Doc: f.Tag.Get("doc"), V: fv})
+	}
+	return out
+}
+
+// entryLeaves lists the keys of one entry of the list leaf l, as
+// path[].key (for REFERENCE.md), with zero values and no variables.
+func entryLeaves(l leaf) []leaf {
+	zero := reflect.New(l.V.Type().Elem()).Elem()
+	ls := leaves(zero, l.Path+"[]")
+	for i := range ls {
+		ls[i].Env = ""
+	}
+	return ls
+}
+
+// valueLeaves is leaves followed, after each list of entries, by the keys
+// of every entry, as path[i].key: every key that holds a value under v.
+func valueLeaves(v reflect.Value, prefix string) []leaf {
+	var out []leaf
+	for _, l := range leaves(v, prefix) {
+		out = append(out, l)
+		if !isEntries(l.V.Type()) {
+			continue
+		}
+		for i := range l.V.Len() {
+			ls := valueLeaves(l.V.Index(i), fmt.Sprintf("%s[%d]", l.Path, i))
+			for j := range ls {
+				ls[j].Env = ""
+			}
+			out = append(out, ls...)
+		}
 	}
 	return out
 }
@@ -158,6 +204,9 @@ func typeName(t reflect.Type) string {
 	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
 		return "int"
 	case reflect.Slice:
+		if isEntries(t) {
+			return "list of entries"
+		}
 		return "list of " + typeName(t.Elem())
 	}
 	return t.String()
@@ -169,6 +218,12 @@ func formatValue(v reflect.Value) string {
 	switch {
 	case v.Type() == durationType, v.Type() == secretType:
 		return fmt.Sprint(v.Interface())
+	}
+	if isEntries(v.Type()) {
+		if v.Len() == 0 {
+			return "[]"
+		}
+		return fmt.Sprintf("[%d entries]", v.Len())
 	}
 	if v.Kind() == reflect.Slice {
 		parts := make([]string, v.Len())

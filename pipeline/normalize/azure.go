@@ -47,12 +47,12 @@ type activityClaims struct {
 
 func mapActivity(p *parser, raw []byte, pr *probe) error {
 	var a activity
-	if err := unmarshal(raw, &a); err != nil {
+	if err := p.unmarshal(raw, &a); err != nil {
 		return fmt.Errorf("azure activity: %w", err)
 	}
 	claims := a.Identity.V.Claims.V
 	if len(a.Claims) > 0 {
-		_ = unmarshal(a.Claims, &claims) // Sentinel's Claims column; best effort
+		_ = p.unmarshal(a.Claims, &claims) // Sentinel's Claims column; best effort
 	}
 	const src = "azure.Activity"
 	user := firstNonEmpty(string(claims.UPN), string(claims.ShortUPN))
@@ -163,7 +163,7 @@ func routeActivityREST(pr *probe) mapper { return mapActivityREST }
 // mdc.Alert.
 func mapActivityREST(p *parser, raw []byte, pr *probe) error {
 	var a activityREST
-	if err := unmarshal(raw, &a); err != nil {
+	if err := p.unmarshal(raw, &a); err != nil {
 		return fmt.Errorf("azure activity: %w", err)
 	}
 	op := strings.ToLower(string(a.OperationName.Value))
@@ -228,7 +228,7 @@ type storageLog struct {
 
 func mapStorage(p *parser, raw []byte, pr *probe) error {
 	var s storageLog
-	if err := unmarshal(raw, &s); err != nil {
+	if err := p.unmarshal(raw, &s); err != nil {
 		return fmt.Errorf("storage log: %w", err)
 	}
 	rid := strings.ToLower(string(s.ResourceID))
@@ -299,7 +299,7 @@ type appRow struct {
 
 func mapAppInsights(p *parser, raw []byte, pr *probe) error {
 	var a appRow
-	if err := unmarshal(raw, &a); err != nil {
+	if err := p.unmarshal(raw, &a); err != nil {
 		return fmt.Errorf("app insights: %w", err)
 	}
 	table := firstNonEmpty(string(a.Type), str(pr.category))
@@ -372,12 +372,12 @@ type fwStructured struct {
 
 func mapFirewallStructured(p *parser, raw []byte, pr *probe) error {
 	var top, f fwStructured
-	if err := unmarshal(raw, &top); err != nil {
+	if err := p.unmarshal(raw, &top); err != nil {
 		return fmt.Errorf("firewall: %w", err)
 	}
 	f = top
 	if pr.properties != nil {
-		if err := unmarshal(pr.properties, &f); err != nil {
+		if err := p.unmarshal(pr.properties, &f); err != nil {
 			return fmt.Errorf("firewall properties: %w", err)
 		}
 		f.Time, f.ResourceID = top.Time, top.ResourceID
@@ -451,7 +451,7 @@ type fwLegacy struct {
 
 func mapFirewallLegacy(p *parser, raw []byte, pr *probe) error {
 	var f fwLegacy
-	if err := unmarshal(raw, &f); err != nil {
+	if err := p.unmarshal(raw, &f); err != nil {
 		return fmt.Errorf("firewall: %w", err)
 	}
 	cat := firstNonEmpty(string(f.Category), "AzureFirewallNetworkRule")
@@ -533,7 +533,7 @@ type asimRow struct {
 
 func mapAzureDiagnostics(p *parser, raw []byte, pr *probe) error {
 	var a asimRow
-	if err := unmarshal(raw, &a); err != nil {
+	if err := p.unmarshal(raw, &a); err != nil {
 		return fmt.Errorf("azure diagnostics: %w", err)
 	}
 	if a.SrcIPAddr == "" && a.MsgS != "" || strings.HasPrefix(string(a.Category), "AzureFirewall") {

@@ -43,7 +43,7 @@ func BenchmarkParseMix(b *testing.B) {
 
 // BenchmarkDecoder compares decoders on the typed Defender row (the
 // properties of one DeviceProcessEvents record): the decoder choice in
-// flex.go rests on it.
+// fastdec.go rests on it.
 func BenchmarkDecoder(b *testing.B) {
 	var env struct {
 		Records []struct {
@@ -57,7 +57,7 @@ func BenchmarkDecoder(b *testing.B) {
 	for _, d := range []struct {
 		name string
 		fn   func([]byte, any) error
-	}{{"encoding-json", json.Unmarshal}, {"goccy", unmarshal}} {
+	}{{"encoding-json", json.Unmarshal}, {"goccy", goccyUnmarshal}, {"plan", unmarshal}} {
 		b.Run(d.name, func(b *testing.B) {
 			b.SetBytes(int64(len(props)))
 			b.ReportAllocs()

@@ -118,7 +118,7 @@ func mapSignIn(p *parser, raw []byte, pr *probe) error {
 		return fmt.Errorf("entra sign-in: %w", err)
 	}
 	var s signIn
-	if err := unmarshal(body, &s); err != nil {
+	if err := p.unmarshal(body, &s); err != nil {
 		return fmt.Errorf("entra sign-in: %w", err)
 	}
 	kind := firstNonEmpty(str(pr.category), str(pr.typ))
@@ -201,7 +201,7 @@ func mapAudit(p *parser, raw []byte, pr *probe) error {
 		return fmt.Errorf("entra audit: %w", err)
 	}
 	var a audit
-	if err := unmarshal(body, &a); err != nil {
+	if err := p.unmarshal(body, &a); err != nil {
 		return fmt.Errorf("entra audit: %w", err)
 	}
 	const src = "entra.AuditLogs"
@@ -225,7 +225,7 @@ func mapAudit(p *parser, raw []byte, pr *probe) error {
 	}
 	if len(a.InitiatedBy) > 0 {
 		var in auditInitiator
-		if err := unmarshal(a.InitiatedBy, &in); err == nil {
+		if err := p.unmarshal(a.InitiatedBy, &in); err == nil {
 			e.User = event.NormalizeUser(string(in.User.V.UserPrincipalName))
 			e.UserID = string(in.User.V.ID)
 			e.SrcIP = normIP(string(in.User.V.IPAddress))
@@ -240,7 +240,7 @@ func mapAudit(p *parser, raw []byte, pr *probe) error {
 	}
 	if len(a.TargetResources) > 0 {
 		var targets []auditTarget
-		if err := unmarshal(a.TargetResources, &targets); err == nil {
+		if err := p.unmarshal(a.TargetResources, &targets); err == nil {
 			for _, t := range targets {
 				e.Related.Users = addUnique(e.Related.Users, event.NormalizeUser(string(t.UserPrincipalName)))
 			}
@@ -291,7 +291,7 @@ func mapRisk(p *parser, raw []byte, pr *probe) error {
 		return fmt.Errorf("entra risk: %w", err)
 	}
 	var r risk
-	if err := unmarshal(body, &r); err != nil {
+	if err := p.unmarshal(body, &r); err != nil {
 		return fmt.Errorf("entra risk: %w", err)
 	}
 	src := riskSources[firstNonEmpty(str(pr.category), str(pr.typ))]

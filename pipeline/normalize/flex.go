@@ -6,16 +6,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
-
-	gojson "github.com/goccy/go-json"
 )
-
-// unmarshal is the decoder for typed per-source structs. goccy/go-json won
-// the benchmark (see the package doc and BenchmarkDecoder); it is
-// API-compatible with encoding/json, including case-insensitive key
-// matching, which lets one struct read both the diagnostic-settings
-// camelCase and the Sentinel PascalCase spelling of a column.
-var unmarshal = gojson.Unmarshal
 
 // The flex types below absorb the type drift of real records (FORMATS.md):
 // a column that is a string in one row and a number, bool, object or null in
@@ -134,8 +125,9 @@ type fraw []byte
 
 func (r *fraw) UnmarshalJSON(b []byte) error {
 	if len(b) > 0 && b[0] == '"' {
+		// Only JSON text: the value is decoded again later.
 		s := strings.TrimSpace(jsonString(b))
-		if len(s) > 0 && (s[0] == '{' || s[0] == '[') {
+		if len(s) > 0 && (s[0] == '{' || s[0] == '[') && validAll([]byte(s)) {
 			*r = fraw(s)
 		}
 		return nil
@@ -227,7 +219,7 @@ type obj[T any] struct{ V T }
 func (o *obj[T]) UnmarshalJSON(b []byte) error {
 	if len(b) > 0 && b[0] == '"' {
 		s := strings.TrimSpace(jsonString(b))
-		if len(s) == 0 || s[0] != '{' {
+		if len(s) == 0 || s[0] != '{' || !validAll([]byte(s)) {
 			return nil
 		}
 		b = []byte(s)

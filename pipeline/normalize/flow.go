@@ -175,7 +175,7 @@ func appendField(dst []byte, k, v string) []byte {
 
 func mapNSGFlow(p *parser, raw []byte, pr *probe) error {
 	var r nsgRecord
-	if err := unmarshal(raw, &r); err != nil {
+	if err := p.unmarshal(raw, &r); err != nil {
 		return fmt.Errorf("nsg flow: %w", err)
 	}
 	const src = "network.NSGFlow"
@@ -225,7 +225,7 @@ type vnetRecord struct {
 
 func mapVNetFlow(p *parser, raw []byte, pr *probe) error {
 	var r vnetRecord
-	if err := unmarshal(raw, &r); err != nil {
+	if err := p.unmarshal(raw, &r); err != nil {
 		return fmt.Errorf("vnet flow: %w", err)
 	}
 	const src = "network.VNetFlow"

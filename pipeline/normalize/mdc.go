@@ -160,7 +160,7 @@ func (p *parser) mdcAlertEvent(a *mdcAlert, src string, raw []byte) {
 // mapMDCExport maps the continuous-export alert object.
 func mapMDCExport(p *parser, raw []byte, pr *probe) error {
 	var a mdcAlert
-	if err := unmarshal(raw, &a); err != nil {
+	if err := p.unmarshal(raw, &a); err != nil {
 		return fmt.Errorf("defender for cloud alert: %w", err)
 	}
 	p.mdcAlertEvent(&a, "mdc.Alert", raw)
@@ -173,7 +173,7 @@ func mapMDCRest(p *parser, raw []byte, pr *probe) error {
 		return fmt.Errorf("defender for cloud alert: no properties")
 	}
 	var a mdcAlert
-	if err := unmarshal(pr.properties, &a); err != nil {
+	if err := p.unmarshal(pr.properties, &a); err != nil {
 		return fmt.Errorf("defender for cloud alert: %w", err)
 	}
 	p.mdcAlertEvent(&a, "mdc.Alert", raw)
@@ -183,7 +183,7 @@ func mapMDCRest(p *parser, raw []byte, pr *probe) error {
 // mapSecurityAlert maps a Sentinel SecurityAlert row.
 func mapSecurityAlert(p *parser, raw []byte, pr *probe) error {
 	var a mdcAlert
-	if err := unmarshal(raw, &a); err != nil {
+	if err := p.unmarshal(raw, &a); err != nil {
 		return fmt.Errorf("security alert: %w", err)
 	}
 	p.mdcAlertEvent(&a, "sentinel.SecurityAlert", raw)
@@ -207,7 +207,7 @@ type assessment struct {
 
 func mapMDCAssessment(p *parser, raw []byte, pr *probe) error {
 	var a assessment
-	if err := unmarshal(raw, &a); err != nil {
+	if err := p.unmarshal(raw, &a); err != nil {
 		return fmt.Errorf("defender for cloud assessment: %w", err)
 	}
 	pp := a.Properties.V

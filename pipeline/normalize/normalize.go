@@ -11,6 +11,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/vigil-sec/vigil/pipeline/event"
@@ -42,29 +43,69 @@ var ErrUnknownFormat = errors.New("unknown record format")
 // auto-detection is ambiguous. received is the time Vigil received it. One
 // bad record never loses the good ones beside it.
 //
-// Parse does not retain value: every event's Raw points into one private
-// copy of it, shared by the events of this call and never written again.
+// Parse does not retain value: every event's Raw, and the event strings
+// taken verbatim from unescaped JSON strings, point into one private copy
+// of it, shared by the events of this call and never written again.
+// Holding any of them keeps that copy alive.
 func Parse(hint string, value []byte, received time.Time) ([]event.Event, []RecordError) {
-	p := parser{hint: strings.ToLower(strings.TrimSpace(hint)), received: received.UTC()}
-	data := append([]byte(nil), value...)
-	i := skipWS(data, 0)
-	if i >= len(data) {
+	i := skipWS(value, 0)
+	if i >= len(value) {
 		return nil, nil
 	}
-	switch data[i] {
+	data := append([]byte(nil), value[i:]...)
+	p := parser{hint: strings.ToLower(strings.TrimSpace(hint)), received: received.UTC()}
+	p.scratch = scratchPool.Get().(*scratch)
+	defer p.scratch.release()
+	switch data[0] {
 	case '{', '[':
-		p.jsonStream(data[i:])
+		// Records run from a few hundred bytes (flow tuples, sign-ins)
+		// to a few KB; growing a slice of 700-byte events from 1 costs
+		// more than a guess that is a little too large.
+		p.events = make([]event.Event, 0, min(len(data)/512+1, 4096))
+		p.jsonStream(data)
 	default:
-		p.text(data[i:])
+		p.events = make([]event.Event, 0, min(bytes.Count(data, []byte{'\n'})+1, 4096))
+		p.text(data)
 	}
 	return p.events, p.errs
 }
+
+// scratch is the reusable working memory of a Parse call: the container
+// index of the document and the decode targets of the hottest mappers.
+// Nothing in it outlives the call: decoded strings are copied into
+// events by value (they point into the call's private copy of the input),
+// and release clears every reference before pooling.
+type scratch struct {
+	ix     spanIndex
+	ah     ahRow
+	probes [maxEnvelopeDepth + 1]probe
+}
+
+var scratchPool = sync.Pool{New: func() any { return new(scratch) }}
+
+func (s *scratch) release() {
+	s.ix.reset(nil)
+	s.ah = ahRow{}
+	s.probes = [maxEnvelopeDepth + 1]probe{}
+	if cap(s.ix.starts) > 1<<16 {
+		s.ix.starts, s.ix.ends = nil, nil // one huge message must not pin its index
+	}
+	scratchPool.Put(s)
+}
+
+// maxEnvelopeDepth bounds nested envelopes (a REST example's body holding
+// a records envelope...): beyond it an object is taken as a record.
+const maxEnvelopeDepth = 4
 
 // parser carries the state of one Parse call.
 type parser struct {
 	hint     string
 	received time.Time
 	idx      int // next record index
+	// valid is set while the JSON document being mapped passed validValue:
+	// its records need no validation of their own.
+	valid    bool
+	*scratch // ix: the containers of the valid document being mapped
 	events   []event.Event
 	errs     []RecordError
 }
@@ -98,7 +139,15 @@ func (p *parser) jsonStream(data []byte) {
 			i = end
 			continue
 		}
-		end, err := scanValue(data[:limit], i)
+		// One strict pass validates the whole document; only a document
+		// that fails it takes the lenient path (bracket balance here, a
+		// json.Valid per record) that isolates the bad record.
+		end, err := validIndex(data[:limit], i, &p.ix)
+		p.valid = err == nil
+		if err != nil {
+			p.ix.reset(nil) // a partial index must not be trusted
+			end, err = scanValue(data[:limit], i)
+		}
 		if err == nil && lineMode {
 			if j := skipWS(data[:limit], end); j < limit {
 				err = fmt.Errorf("trailing data after JSON value at offset %d", j)
@@ -135,7 +184,7 @@ func lineEnd(b []byte, i int) int {
 
 // array handles a JSON array whose elements are records or envelopes.
 func (p *parser) array(arr []byte) {
-	err := eachElement(arr, func(el []byte) {
+	err := p.ix.eachElement(arr, func(el []byte) {
 		if len(el) > 0 && el[0] == '{' {
 			p.object(el, 0)
 			return
@@ -150,12 +199,13 @@ func (p *parser) array(arr []byte) {
 // object handles one JSON object: an envelope ({"records":[...]}, a REST
 // list {"value":[...]}, an API-spec example) or a record.
 func (p *parser) object(obj []byte, depth int) {
-	var pr probe
-	if err := pr.scan(obj); err != nil {
+	pr := &p.probes[depth]
+	*pr = probe{}
+	if err := pr.scan(&p.ix, obj); err != nil {
 		p.fail(obj, fmt.Errorf("malformed JSON object: %w", err))
 		return
 	}
-	if depth < 4 {
+	if depth < maxEnvelopeDepth {
 		switch {
 		case isArray(pr.records):
 			p.array(pr.records)
@@ -171,7 +221,7 @@ func (p *parser) object(obj []byte, depth int) {
 			}
 		}
 	}
-	p.record(obj, &pr)
+	p.record(obj, pr)
 }
 
 func isArray(v []byte) bool { return len(v) > 0 && v[0] == '[' }
@@ -199,9 +249,10 @@ func restExampleBody(responses []byte) []byte {
 // it appended is dropped and the record is reported whole.
 func (p *parser) record(raw []byte, pr *probe) {
 	n := len(p.events)
-	// The scanner checks structure only and the decoders skip unknown
-	// members leniently; Raw must be valid JSON for DecodeFields and sinks.
-	if !json.Valid(raw) {
+	// The lenient scanner checks structure only and the decoders skip
+	// unknown members leniently; Raw must be valid JSON for DecodeFields
+	// and sinks.
+	if !p.valid && !json.Valid(raw) {
 		p.fail(raw, errors.New("malformed JSON record"))
 		return
 	}
@@ -230,8 +281,8 @@ type probe struct {
 	n                                                    int
 }
 
-func (pr *probe) scan(obj []byte) error {
-	return eachMember(obj, func(k, v []byte) bool {
+func (pr *probe) scan(ix *spanIndex, obj []byte) error {
+	return ix.eachMember(obj, func(k, v []byte) bool {
 		pr.n++
 		switch string(k) {
 		case "category", "Category":
@@ -282,10 +333,7 @@ func str(v []byte) string {
 	if len(v) == 0 || v[0] != '"' {
 		return ""
 	}
-	if b, ok := strBytes(v); ok {
-		return string(b)
-	}
-	return jsonString(v)
+	return aliasString(v, true) // probed spans lie in immutable input
 }
 
 // route picks the mapper for a record from its envelope category, table
@@ -483,7 +531,13 @@ func normIP(s string) string {
 	if a.IsUnspecified() {
 		return ""
 	}
-	return a.Unmap().String()
+	a = a.Unmap()
+	// Most addresses arrive canonical: keep the input string then.
+	var buf [64]byte
+	if out := a.AppendTo(buf[:0]); string(out) != s {
+		return string(out)
+	}
+	return s
 }
 
 // userOf returns the normalized user: the UPN when present, else

@@ -1,11 +1,14 @@
 package normalize
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"math/bits"
 	"strings"
 	"unicode/utf16"
 	"unicode/utf8"
+	"unsafe"
 )
 
 // This file holds a small JSON scanner. It finds value boundaries (records
@@ -40,19 +43,59 @@ func skipWS(b []byte, i int) int {
 // scanString returns the index just past the closing quote of the string
 // starting at b[i] == '"'.
 func scanString(b []byte, i int) (int, error) {
-	for j := i + 1; j < len(b); j++ {
-		switch b[j] {
-		case '\\':
-			j++
-		case '"':
-			return j + 1, nil
-		default:
-			if b[j] < 0x20 {
-				return 0, fmt.Errorf("control character in string at offset %d", j)
+	end, _, err := scanStringEsc(b, i)
+	return end, err
+}
+
+// scanStringEsc is scanString that also reports whether the string holds
+// an escape (if not, its bytes are its value). It tests eight bytes at a
+// time for a quote, a backslash or a control character (SWAR), so long
+// command lines and paths cost about one load per word rather than three
+// compares per byte.
+func scanStringEsc(b []byte, i int) (int, bool, error) {
+	j := i + 1
+	esc := false
+	for {
+		for j+8 <= len(b) {
+			if m := stringSpecial(binary.LittleEndian.Uint64(b[j:])); m != 0 {
+				// The lowest flagged byte is a real hit.
+				j += bits.TrailingZeros64(m) >> 3
+				break
 			}
+			j += 8
+		}
+		if j >= len(b) {
+			return 0, esc, errUnexpectedEOF
+		}
+		switch c := b[j]; {
+		case c == '"':
+			return j + 1, esc, nil
+		case c == '\\':
+			esc = true
+			j += 2
+		case c < 0x20:
+			return 0, esc, fmt.Errorf("control character in string at offset %d", j)
+		default:
+			j++
 		}
 	}
-	return 0, errUnexpectedEOF
+}
+
+// SWAR constants: every byte 0x01, every byte 0x80.
+const (
+	swarOnes = 0x0101010101010101
+	swarHigh = 0x8080808080808080
+)
+
+// stringSpecial is non-zero when one of the eight bytes of w is '"', '\\'
+// or below 0x20 (the bytes that end or interrupt a JSON string's plain
+// run). It may flag extra bytes above a real hit (borrows), never miss
+// one, and never flag a byte below the first hit: the lowest set bit
+// marks the first special byte.
+func stringSpecial(w uint64) uint64 {
+	q := w ^ (swarOnes * '"')
+	bs := w ^ (swarOnes * '\\')
+	return ((q-swarOnes)&^q | (bs-swarOnes)&^bs | (w-swarOnes*0x20)&^w) & swarHigh
 }
 
 // isDelim reports bytes that end a JSON literal or number.
@@ -113,6 +156,12 @@ func scanValue(b []byte, i int) (int, error) {
 // they are) and the raw value span of every member of the object obj, in
 // order, until fn returns false. obj must start with '{'.
 func eachMember(obj []byte, fn func(key, val []byte) bool) error {
+	return (*spanIndex)(nil).eachMember(obj, fn)
+}
+
+// eachMember is eachMember stepping over containers with ix (nil: by
+// scanning).
+func (ix *spanIndex) eachMember(obj []byte, fn func(key, val []byte) bool) error {
 	if len(obj) == 0 || obj[0] != '{' {
 		return errors.New("not a JSON object")
 	}
@@ -134,7 +183,7 @@ func eachMember(obj []byte, fn func(key, val []byte) bool) error {
 			return fmt.Errorf("expected ':' at offset %d", i)
 		}
 		i = skipWS(obj, i+1)
-		vend, err := scanValue(obj, i)
+		vend, err := ix.skip(obj, i)
 		if err != nil {
 			return err
 		}
@@ -160,6 +209,12 @@ func eachMember(obj []byte, fn func(key, val []byte) bool) error {
 // A malformed element ends the iteration with an error; elements already
 // reported stay reported.
 func eachElement(arr []byte, fn func(elem []byte)) error {
+	return (*spanIndex)(nil).eachElement(arr, fn)
+}
+
+// eachElement is eachElement stepping over containers with ix (nil: by
+// scanning).
+func (ix *spanIndex) eachElement(arr []byte, fn func(elem []byte)) error {
 	if len(arr) == 0 || arr[0] != '[' {
 		return errors.New("not a JSON array")
 	}
@@ -168,7 +223,7 @@ func eachElement(arr []byte, fn func(elem []byte)) error {
 		return nil
 	}
 	for {
-		end, err := scanValue(arr, i)
+		end, err := ix.skip(arr, i)
 		if err != nil {
 			return err
 		}
@@ -266,7 +321,7 @@ func jsonString(v []byte) string {
 			out = append(out, '\\', in[i])
 		}
 	}
-	return string(out)
+	return unsafe.String(unsafe.SliceData(out), len(out)) // out is never written again
 }
 
 // decodeU reads four hex digits; it returns the rune and 4, or 0, 0.

@@ -564,7 +564,7 @@ func (p *parser) cefEvent(r *cefRow, raw, idSeed []byte) event.Event {
 // mapCEFRow maps a Sentinel CommonSecurityLog row (JSON or CSV).
 func mapCEFRow(p *parser, raw []byte, pr *probe) error {
 	var r cefRow
-	if err := unmarshal(raw, &r); err != nil {
+	if err := p.unmarshal(raw, &r); err != nil {
 		return fmt.Errorf("CommonSecurityLog: %w", err)
 	}
 	if r.StartTime.IsZero() && r.AdditionalExtensions != "" {
@@ -597,7 +597,7 @@ type syslogRow struct {
 
 func mapSyslogRow(p *parser, raw []byte, pr *probe) error {
 	var r syslogRow
-	if err := unmarshal(raw, &r); err != nil {
+	if err := p.unmarshal(raw, &r); err != nil {
 		return fmt.Errorf("syslog row: %w", err)
 	}
 	if i := strings.Index(string(r.SyslogMessage), "CEF:"); i >= 0 {

@@ -3,6 +3,7 @@ package blob
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -202,5 +203,63 @@ func TestDirSample(t *testing.T) {
 	var env struct{ Records []json.RawMessage }
 	if len(got) != 1 || json.Unmarshal(got[0].Value, &env) != nil || len(env.Records) != len(doc.Records) {
 		t.Fatalf("got %d records, envelope of %d, want %d", len(got), len(env.Records), len(doc.Records))
+	}
+}
+
+// TestReaderRangedReads runs the Reader over a DirStore that counts what
+// it reads: a grown document costs its head and its new bytes, an
+// unchanged pass reads nothing, and a document whose end was rewritten
+// (not a continuation) is parsed whole without re-sending records.
+func TestReaderRangedReads(t *testing.T) {
+	prefix := kafkatest.TopicPrefix(t)
+	topic := conntest.Topic(t, prefix+"raw.nsg", 1)
+	root := t.TempDir()
+	cs := &countingStore{Store: DirStore{Root: root}}
+	r := &Reader{Store: cs, Source: "nsg", Prefix: prefix, Logger: zerolog.Nop()}
+	cp, _ := file.LoadCheckpoints("")
+	cl := kafkatest.Client(t)
+	pass := func(want int, wantRead int64) {
+		t.Helper()
+		cs.read.Store(0)
+		n, err := r.Pass(context.Background(), cl, cp)
+		if err != nil || n != want {
+			t.Fatalf("pass produced %d (%v), want %d", n, err, want)
+		}
+		if wantRead >= 0 && cs.read.Load() != wantRead {
+			t.Fatalf("pass read %d bytes, want %d", cs.read.Load(), wantRead)
+		}
+	}
+	first := []string{flow1, flow2, flow1, flow2}
+	doc := nsgDoc(first...)
+	put(t, root, nsgPath, doc)
+	pass(1, int64(len(doc)))
+	pass(0, 0)
+	grown := nsgDoc(append(first, flow3)...)
+	put(t, root, nsgPath, grown)
+	tailLen := len(grown) - (strings.LastIndex(doc, flow2) + len(flow2))
+	pass(1, file.HeadLen+int64(tailLen))
+	// The end rewritten with another key: parsed whole, nothing re-sent,
+	// then the next record appended to that shape is sent alone.
+	put(t, root, nsgPath, strings.TrimSuffix(grown, "\r\n}")+`,"x":1}`)
+	pass(0, -1)
+	put(t, root, nsgPath, strings.TrimSuffix(nsgDoc(append(first, flow3, flow2)...), "\r\n}")+`,"x":1}`)
+	pass(1, -1)
+	got := conntest.Values(conntest.Consume(t, topic, 4, time.Second))
+	want := []string{`{"records":[` + strings.Join(first, ",") + `]}`, `{"records":[` + flow3 + `]}`, `{"records":[` + flow2 + `]}`}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Fatalf("topic holds\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}
+
+func TestDirStoreReadRangeShrunk(t *testing.T) {
+	root := t.TempDir()
+	put(t, root, nsgPath, nsgDoc(flow1))
+	objs, err := DirStore{Root: root}.List(context.Background())
+	if err != nil || len(objs) != 1 || objs[0].Container != "insights-logs-networksecuritygroupflowevent" {
+		t.Fatalf("List = %+v, %v", objs, err)
+	}
+	put(t, root, nsgPath, "{}")
+	if _, err := (DirStore{Root: root}).ReadRange(context.Background(), objs[0], 0, objs[0].Size); !errors.Is(err, ErrChanged) {
+		t.Fatalf("ReadRange of a shrunk file: %v, want ErrChanged", err)
 	}
 }
