@@ -28,8 +28,9 @@ func main() {
 
 // flags shared by the commands that load a configuration.
 type common struct {
-	config string
-	stages []string
+	config    string
+	stages    []string
+	rulesDirs []string
 }
 
 func (c *common) load(cmd *cobra.Command) (*config.Config, error) {
@@ -42,6 +43,9 @@ func (c *common) load(cmd *cobra.Command) (*config.Config, error) {
 		if err := cfg.Validate(); err != nil {
 			return nil, err
 		}
+	}
+	if len(c.rulesDirs) > 0 {
+		cfg.Rules.Dirs = c.rulesDirs
 	}
 	for _, w := range cfg.Warnings() {
 		fmt.Fprintln(os.Stderr, "vigil: warning:", w)
@@ -120,9 +124,9 @@ func root() *cobra.Command {
 					return err
 				}
 				if err := a.ServeMetrics(ctx); err != nil {
-		return err
-	}
-	addr, httpDone, err := app.Serve(ctx, cfg.HTTP.Listen, a.Handler(ingest))
+					return err
+				}
+				addr, httpDone, err := app.Serve(ctx, cfg.HTTP.Listen, a.Handler(ingest))
 				if err != nil {
 					return err
 				}
@@ -136,6 +140,7 @@ func root() *cobra.Command {
 		rulesCmd(&c),
 		replayCmd(&c),
 		normalizeCmd(),
+		detectCmd(&c),
 		configCmd(&c),
 	)
 	return cmd

@@ -12,7 +12,9 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/vigil-sec/vigil/pipeline/app"
 	"github.com/vigil-sec/vigil/pipeline/connector/file"
+	"github.com/vigil-sec/vigil/pipeline/detect"
 	"github.com/vigil-sec/vigil/pipeline/kafka"
 	"github.com/vigil-sec/vigil/pipeline/normalize"
 )
@@ -127,4 +129,40 @@ func normalizeFile(path, hint string, out, errw io.Writer) (int, error) {
 		}
 	}
 	return bad, nil
+}
+
+// detectCmd is `vigil detect`: normalize → correlate → incident over
+// exported logs in one process, without Kafka.
+func detectCmd(c *common) *cobra.Command {
+	var hint string
+	var all bool
+	cmd := &cobra.Command{
+		Use:   "detect [--rules DIR] --input FILE...",
+		Short: "Run the rules over exported logs without Kafka; print alerts and incidents as JSON lines",
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cfg, err := c.load(cmd)
+			if err != nil {
+				return err
+			}
+			set, err := app.LoadRules(cfg)
+			if err != nil {
+				return err
+			}
+			paths, _ := cmd.Flags().GetStringSlice("input")
+			inputs, err := detect.Paths(append(paths, args...), hint, os.Stdin)
+			if err != nil {
+				return err
+			}
+			ctx, stop := signalContext()
+			defer stop()
+			st, err := detect.Run(ctx, set, inputs, os.Stdout, detect.Options{AllRevisions: all, Lateness: cfg.Rules.Lateness.D()})
+			fmt.Fprintf(os.Stderr, "detect: %d events, %d alerts, %d incidents, %d errors\n", st.Events, st.Alerts, st.Incidents, st.Errors)
+			return err
+		},
+	}
+	cmd.Flags().StringSliceP("input", "i", nil, "input files or directories (- for stdin)")
+	cmd.Flags().StringVar(&hint, "source", "", "source hint when the format is ambiguous")
+	cmd.Flags().BoolVar(&all, "all-revisions", false, "print every incident revision, not only the final one")
+	cmd.Flags().StringSliceVar(&c.rulesDirs, "rules", nil, "rule directories (default rules.dirs)")
+	return cmd
 }
