@@ -26,6 +26,7 @@ import (
 	"github.com/vigil-sec/vigil/operators"
 	"github.com/vigil-sec/vigil/pipeline/config"
 	"github.com/vigil-sec/vigil/pipeline/correlate"
+	"github.com/vigil-sec/vigil/pipeline/enrich"
 	"github.com/vigil-sec/vigil/pipeline/event"
 	"github.com/vigil-sec/vigil/pipeline/incident"
 	"github.com/vigil-sec/vigil/pipeline/kafka"
@@ -47,6 +48,7 @@ type App struct {
 	Incidents *incident.Latest
 
 	clientOpts []kgo.Opt
+	entities   *enrich.Table // the entity table, when normalize runs here
 	rules      atomic.Pointer[rules.Set]
 	ready      atomic.Bool
 	instance   string
@@ -184,9 +186,13 @@ func (a *App) Stages() ([]runtime.Stage, error) {
 			for _, s := range a.Sources() {
 				raws = append(raws, t.Raw(s))
 			}
+			var en normalize.Enricher
+			if a.entities != nil {
+				en = enricher{a.entities}
+			}
 			out = append(out, normalize.Stage(normalize.StageTopics{
-				Raw: raws, Events: events, DLQ: t.DLQ(), RawPrefix: t.Raw(""),
-			}, a.keyspaces()))
+				Raw: raws, Events: events, DLQ: t.DLQ(), RawPrefix: t.Raw(""), Entities: t.Entities(),
+			}, a.keyspaces(), en))
 		case config.StageCorrelate:
 			s, err := correlate.Stage(correlate.Topics{
 				Events: events, Alerts: t.Alerts(), DLQ: t.DLQ(),
@@ -227,6 +233,24 @@ func (a *App) Run(ctx context.Context) error {
 	if err := a.EnsureTopics(ctx); err != nil {
 		return fmt.Errorf("topics: %w", err)
 	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	if a.Cfg.HasStage(config.StageNormalize) {
+		tbl, err := enrich.Open(filepath.Join(a.Cfg.DataDir, "entities"), enrich.Options{Logger: a.Log})
+		if err != nil {
+			return fmt.Errorf("entity table: %w", err)
+		}
+		a.entities = tbl
+		defer func() { wg.Wait(); tbl.Close(); a.entities = nil }()
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := enrich.Follow(ctx, a.ClientOpts(), a.Cfg.Topics.Entities(), tbl); err != nil && ctx.Err() == nil {
+				a.Log.Warn().Err(err).Msg("entity table follower stopped")
+			}
+		}()
+	}
 	stages, err := a.Stages()
 	if err != nil {
 		return err
@@ -239,9 +263,6 @@ func (a *App) Run(ctx context.Context) error {
 	cache := pebble.NewCache(64 << 20)
 	defer cache.Unref()
 
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	var wg sync.WaitGroup
 	errs := make(chan error, len(stages)+len(conns)+2)
 	for _, s := range stages {
 		r, err := runtime.NewRunner(s, runtime.Options{

@@ -22,15 +22,38 @@ type StageTopics struct {
 	// Events maps each keyspace to its events topic.
 	Events map[event.Keyspace]string
 	DLQ    string
+	// Entities is the compacted topic of observed entity associations;
+	// used when the stage enriches.
+	Entities string
 }
+
+// Enricher learns entity associations from events and adds related
+// entities to them (enrich.Table implements it). Observe returns the
+// association changes to publish on the entities topic.
+type Enricher interface {
+	Observe(ev *event.Event) ([]EntityChange, error)
+	Enrich(ev *event.Event) error
+}
+
+// EntityChange is one association record for the entities topic; a nil
+// Value is a tombstone.
+type EntityChange struct{ Key, Value []byte }
 
 // Stage declares the normalize stage: raw records in, each event written
 // once per key it has in every keyspace the rules use, unparseable
 // records (each record of an envelope on its own) to the DLQ.
-func Stage(t StageTopics, keyspaces []event.Keyspace) runtime.Stage {
+//
+// With an Enricher, each event first teaches the entity table (its
+// changes go to the entities topic in the same transaction), then gets
+// its related entities, then is keyed — so a flow record that names only
+// an IP is also written under the device and user behind that IP.
+func Stage(t StageTopics, keyspaces []event.Keyspace, en Enricher) runtime.Stage {
 	var outs []string
 	for _, ks := range keyspaces {
 		outs = append(outs, t.Events[ks])
+	}
+	if en != nil {
+		outs = append(outs, t.Entities)
 	}
 	return runtime.Stage{
 		Name:    "normalize",
@@ -38,7 +61,7 @@ func Stage(t StageTopics, keyspaces []event.Keyspace) runtime.Stage {
 		Outputs: outs,
 		DLQ:     t.DLQ,
 		New: func(p runtime.Partition) (runtime.Processor, error) {
-			return &stageProcessor{t: t, kss: keyspaces, hint: strings.TrimPrefix(p.Topic, t.RawPrefix)}, nil
+			return &stageProcessor{t: t, kss: keyspaces, en: en, hint: strings.TrimPrefix(p.Topic, t.RawPrefix)}, nil
 		},
 	}
 }
@@ -46,6 +69,7 @@ func Stage(t StageTopics, keyspaces []event.Keyspace) runtime.Stage {
 type stageProcessor struct {
 	t    StageTopics
 	kss  []event.Keyspace
+	en   Enricher
 	hint string
 	buf  []byte
 }
@@ -69,6 +93,18 @@ func (p *stageProcessor) Process(_ context.Context, rec *kgo.Record, out *runtim
 	}
 	for i := range evs {
 		ev := &evs[i]
+		if p.en != nil {
+			changes, err := p.en.Observe(ev)
+			if err != nil {
+				return runtime.Fatal(fmt.Errorf("entity table: %w", err))
+			}
+			for _, c := range changes {
+				out.Emit(p.t.Entities, c.Key, c.Value)
+			}
+			if err := p.en.Enrich(ev); err != nil {
+				return runtime.Fatal(fmt.Errorf("entity table: %w", err))
+			}
+		}
 		var err error
 		p.buf, err = event.AppendMarshal(p.buf[:0], ev)
 		if err != nil {
