@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/vigil-sec/vigil/pipeline/connector"
+	"github.com/vigil-sec/vigil/pipeline/normalize"
 )
 
 // Input is one export to hunt over: a file, or any reader with a name.
@@ -174,47 +175,13 @@ func opensDocument(line []byte) bool {
 // isCSV mirrors normalize.Parse's choice between syslog lines and a CSV
 // export for text input whose first line is first.
 func isCSV(first []byte, hint string) bool {
-	if looksLikeSyslog(first) || !bytes.ContainsRune(first, ',') {
+	if normalize.LooksLikeSyslog(first) || !bytes.ContainsRune(first, ',') {
 		return false
 	}
 	if hint == "syslog" || hint == "cef" {
-		return csvHeaderLike(first)
+		return normalize.CSVHeaderLike(first)
 	}
 	return true
-}
-
-// csvHeaderLike reports a line that reads as a CSV header: several short
-// column names without the ':' or '=' that syslog messages carry.
-func csvHeaderLike(l []byte) bool {
-	f := bytes.Split(l, []byte{','})
-	if len(f) < 2 {
-		return false
-	}
-	for _, c := range f {
-		c = bytes.Trim(c, `" `)
-		if len(c) == 0 || len(c) > 64 || bytes.ContainsAny(c, ":=<>") {
-			return false
-		}
-	}
-	return true
-}
-
-var months = []string{"Jan ", "Feb ", "Mar ", "Apr ", "May ", "Jun ", "Jul ", "Aug ", "Sep ", "Oct ", "Nov ", "Dec "}
-
-// looksLikeSyslog reports a line that starts like syslog or CEF.
-func looksLikeSyslog(l []byte) bool {
-	if len(l) > 1 && l[0] == '<' && l[1] >= '0' && l[1] <= '9' {
-		return true
-	}
-	if bytes.HasPrefix(l, []byte("CEF:")) || bytes.HasPrefix(l, []byte("LEEF:")) {
-		return true
-	}
-	for _, m := range months {
-		if bytes.HasPrefix(l, []byte(m)) {
-			return true
-		}
-	}
-	return len(l) > 20 && l[4] == '-' && l[7] == '-' && l[10] == 'T' && bytes.Contains(l, []byte("CEF:"))
 }
 
 // read returns the content of in and its receive time.

@@ -21,16 +21,16 @@ func (p *parser) text(data []byte) {
 	}
 	first = bytes.TrimRight(first, "\r")
 	syslogHint := p.hint == "syslog" || p.hint == "cef"
-	if looksLikeSyslog(first) || !bytes.ContainsRune(first, ',') || (syslogHint && !csvHeaderLike(first)) {
+	if LooksLikeSyslog(first) || !bytes.ContainsRune(first, ',') || (syslogHint && !CSVHeaderLike(first)) {
 		p.syslogLines(data)
 		return
 	}
 	p.csv(data)
 }
 
-// csvHeaderLike reports a line that reads as a CSV header: several short
+// CSVHeaderLike reports a line that reads as a CSV header: several short
 // column names without the ':' or '=' that syslog messages carry.
-func csvHeaderLike(l []byte) bool {
+func CSVHeaderLike(l []byte) bool {
 	f := bytes.Split(l, []byte{','})
 	if len(f) < 2 {
 		return false
@@ -46,8 +46,8 @@ func csvHeaderLike(l []byte) bool {
 
 var months = []string{"Jan ", "Feb ", "Mar ", "Apr ", "May ", "Jun ", "Jul ", "Aug ", "Sep ", "Oct ", "Nov ", "Dec "}
 
-// looksLikeSyslog reports a line that starts like syslog or CEF.
-func looksLikeSyslog(l []byte) bool {
+// LooksLikeSyslog reports a line that starts like syslog or CEF.
+func LooksLikeSyslog(l []byte) bool {
 	if len(l) > 1 && l[0] == '<' && l[1] >= '0' && l[1] <= '9' {
 		return true
 	}
