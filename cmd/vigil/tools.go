@@ -2,7 +2,6 @@ package main
 
 import (
 	"bufio"
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -92,8 +91,8 @@ func normalizeCmd() *cobra.Command {
 	return cmd
 }
 
-// normalizeFile parses one file: as one message when it is a single JSON
-// document or a CSV export, else line by line.
+// normalizeFile parses one file, cut into messages as detect and the file
+// connector cut it.
 func normalizeFile(path, hint string, out, errw io.Writer) (int, error) {
 	var b []byte
 	var err error
@@ -105,18 +104,11 @@ func normalizeFile(path, hint string, out, errw io.Writer) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	msgs := [][]byte{b}
-	trimmed := bytes.TrimSpace(bytes.TrimPrefix(b, []byte("\xef\xbb\xbf")))
-	if len(trimmed) > 0 && (trimmed[0] == '{' || trimmed[0] == '[') && !json.Valid(trimmed) {
-		msgs = bytes.Split(b, []byte("\n")) // JSON lines
-	}
+	msgs := detect.Messages(b, hint)
 	enc := json.NewEncoder(out)
 	bad := 0
 	now := time.Now().UTC()
 	for _, m := range msgs {
-		if len(bytes.TrimSpace(m)) == 0 {
-			continue
-		}
 		evs, errs := normalize.Parse(hint, m, now)
 		for i := range evs {
 			if err := enc.Encode(&evs[i]); err != nil {

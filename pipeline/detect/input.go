@@ -259,3 +259,14 @@ func Paths(paths []string, hint string, stdin io.Reader) ([]Input, error) {
 	}
 	return out, nil
 }
+
+// Messages cuts an export into raw messages exactly as detect (and the
+// file connector) does; `vigil normalize` uses it so both agree.
+func Messages(data []byte, hint string) [][]byte {
+	ms, _ := split(data, hint)
+	out := make([][]byte, len(ms))
+	for i, m := range ms {
+		out[i] = m.value
+	}
+	return out
+}
