@@ -78,16 +78,18 @@ var (
 // concurrent use: one goroutine (the partition's worker) calls Process,
 // Advance, Flush and Reload.
 type Engine struct {
-	set   *rules.Set
-	st    Store
-	opts  Options
-	rules []*crule
-	disp  map[event.Keyspace]*dispatch
+	set    *rules.Set
+	fields *event.FieldPaths // what rules read of Raw: set.FieldPaths()
+	st     Store
+	opts   Options
+	rules  []*crule
+	disp   map[event.Keyspace]*dispatch
 
 	env   rules.Env // current event, reused
 	env2  rules.Env // alert building, reused
 	henv  rules.HavingEnv
 	vm    vm.VM
+	frame rules.Frame // native conditions' view of env and vm
 	hits  []hit
 	stats Stats
 
@@ -187,6 +189,7 @@ func NewEngine(set *rules.Set, st Store, opts Options) (*Engine, error) {
 // install compiles the dispatch index of set; rule caches start empty.
 func (e *Engine) install(set *rules.Set) {
 	e.set = set
+	e.fields = set.FieldPaths()
 	e.rules = nil
 	e.disp = map[event.Keyspace]*dispatch{}
 	for _, r := range set.Rules {
@@ -325,20 +328,34 @@ func (e *Engine) match(d *dispatch, ev *event.Event) {
 
 func (e *Engine) eval(refs []stepRef, ev *event.Event) {
 	for _, s := range refs {
-		if s.step.Where.UsesFields {
-			_ = ev.DecodeFields() // a bad raw record leaves Fields empty: conditions see no fields
-		}
+		s.step.Where.DecodeFields(ev, e.fields)
 		e.stats.StepsEvaluated++
-		out, err := e.vm.Run(s.step.Where.Program, &e.env)
-		if err != nil {
-			e.stats.EvalErrors++
-			continue
-		}
-		if b, _ := out.(bool); !b {
+		if !e.cond(s.step.Where) {
 			continue
 		}
 		e.addHit(s)
 	}
+}
+
+// cond evaluates a step's condition on the current event: its closures
+// when it has them (rules.Native), else expr's VM.
+func (e *Engine) cond(x *rules.Expr) bool {
+	if x.Native != nil {
+		e.frame.Env, e.frame.VM = &e.env, &e.vm
+		b, err := x.Native.Eval(&e.frame)
+		if err != nil {
+			e.stats.EvalErrors++
+			return false
+		}
+		return b
+	}
+	out, err := e.vm.Run(x.Program, &e.env)
+	if err != nil {
+		e.stats.EvalErrors++
+		return false
+	}
+	b, _ := out.(bool)
+	return b
 }
 
 func (e *Engine) addHit(s stepRef) {
@@ -387,9 +404,7 @@ func (e *Engine) keySelected(r *crule, key string) bool {
 }
 
 func (e *Engine) run(env *rules.Env, x *rules.Expr) (any, bool) {
-	if x.UsesFields {
-		_ = env.Event.DecodeFields()
-	}
+	x.DecodeFields(env.Event, e.fields)
 	out, err := e.vm.Run(x.Program, env)
 	if err != nil {
 		e.stats.EvalErrors++

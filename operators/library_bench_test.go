@@ -26,7 +26,7 @@ type record struct {
 // each keyspace the library uses, as normalize writes them, in 64 entity
 // variants (user, device and resource renamed) so state spreads over many
 // keys.
-func libraryStream(b *testing.B) (*rules.Set, []record) {
+func libraryStream(b testing.TB) (*rules.Set, []record) {
 	_, file, _, _ := runtime.Caller(0)
 	dir := filepath.Join(filepath.Dir(file), "..", "rules", "library")
 	if _, err := os.Stat(dir); err != nil {

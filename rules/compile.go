@@ -207,6 +207,8 @@ type compiler struct {
 	file  string
 	id    string
 	diags []Diagnostic
+	// fields collects the Fields paths of the rule being compiled.
+	fields *event.FieldPaths
 }
 
 func (c *compiler) errf(line int, format string, args ...any) {
@@ -239,6 +241,7 @@ func compileAll(srcs []Source, lookups *Lookups, opts Options) (*Set, []Diagnost
 		set.Rules = append(set.Rules, r)
 	}
 	sort.Slice(set.Rules, func(i, j int) bool { return set.Rules[i].ID < set.Rules[j].ID })
+	set.mergeFields()
 	diags = append(diags, checkChains(set)...)
 	sortDiags(diags)
 	return set, diags
@@ -452,6 +455,7 @@ func (c *compiler) compileRule(s *RuleSpec) *Rule {
 		r.Grouping.Window = 24 * time.Hour
 	}
 	c.checkTests(s)
+	r.Fields, c.fields = c.fields, nil
 	r.Version = version(s)
 	if len(c.diags) > nerr && hasErrors(c.diags[nerr:]) {
 		return nil
@@ -643,6 +647,12 @@ func (c *compiler) cond(src Src, what string) *Expr {
 		c.errf(src.Line, "%s: condition %q is %v, not bool", what, src.Text, e.Type)
 		return nil
 	}
+	// The native form is built from the type-checked tree before expr's
+	// optimizer rewrites it (in-lists into maps, folded constants), the
+	// shape whose subtrees print back as source.
+	if p, err := expr.Compile(src.Text, append(c.exprOptions(), expr.Optimize(false))...); err == nil {
+		e.Native = compileNative(p.Node(), c.fn, c.exprOptions())
+	}
 	return e
 }
 
@@ -664,6 +674,14 @@ func (c *compiler) valueExpr(src Src, what string) *Expr {
 var nowCall = regexp.MustCompile(`\bnow\s*\(`)
 
 func hasNow(s string) bool { return nowCall.MatchString(s) }
+
+// exprOptions are the options every expression compiles with.
+func (c *compiler) exprOptions() []expr.Option {
+	// The Env value, not a pointer: expr then compiles field accesses to
+	// indexed loads instead of by-name reflective lookups (3x cheaper; see
+	// TestFieldsCompileToIndexedLoads). The engine still runs with *Env.
+	return append([]expr.Option{expr.Env(Env{Event: &event.Event{}}), expr.Timezone("UTC"), expr.DisableBuiltin("now")}, c.fn.options()...)
+}
 
 // expr compiles src against the event environment.
 func (c *compiler) expr(src Src, what string) *Expr {
@@ -693,11 +711,7 @@ func (c *compiler) expr(src Src, what string) *Expr {
 			c.errf(src.Line, "%s: %v", what, err)
 		}
 	}
-	// The Env value, not a pointer: expr then compiles field accesses to
-	// indexed loads instead of by-name reflective lookups (3x cheaper; see
-	// TestFieldsCompileToIndexedLoads). The engine still runs with *Env.
-	opts := append([]expr.Option{expr.Env(Env{Event: &event.Event{}}), expr.Timezone("UTC"), expr.DisableBuiltin("now")}, c.fn.options()...)
-	p, err := expr.Compile(src.Text, opts...)
+	p, err := expr.Compile(src.Text, c.exprOptions()...)
 	if err != nil {
 		c.errf(src.Line, "%s: %s", what, exprErr(err))
 		return nil
@@ -706,7 +720,15 @@ func (c *compiler) expr(src Src, what string) *Expr {
 	if n := p.Node(); n != nil {
 		typ = n.Type()
 	}
-	return &Expr{Source: src.Text, Program: p, UsesFields: v.fields, Type: typ, Line: src.Line}
+	x := &Expr{Source: src.Text, Program: p, UsesFields: v.fields, Type: typ, Line: src.Line}
+	if v.fields {
+		x.Fields = fieldPathsOf(tree.Node)
+		if c.fields == nil {
+			c.fields = &event.FieldPaths{}
+		}
+		c.fields.Merge(x.Fields)
+	}
+	return x
 }
 
 func exprErr(err error) string {
@@ -781,6 +803,87 @@ func (v *inspect) Visit(n *ast.Node) {
 		}
 	}
 }
+
+// fieldPathsOf returns the paths of Fields that an expression reads. A
+// member chain Fields.a.b reads the value at a.b as a whole; the inner
+// Fields.a is only a step on the way. A Fields used any other way (passed
+// to a function, indexed by a computed key) selects the whole record.
+func fieldPathsOf(root ast.Node) *event.FieldPaths {
+	var members []*ast.MemberNode
+	var idents []*ast.IdentifierNode
+	objectOf := map[ast.Node]bool{} // nodes that are the object of a member access
+	ast.Walk(&root, visitor(func(n ast.Node) {
+		switch x := n.(type) {
+		case *ast.MemberNode:
+			members = append(members, x)
+			objectOf[unchain(x.Node)] = true
+		case *ast.IdentifierNode:
+			if x.Value == "Fields" {
+				idents = append(idents, x)
+			}
+		}
+	}))
+	p := &event.FieldPaths{}
+	for _, id := range idents {
+		if !objectOf[id] {
+			p.Add() // Fields itself is the value
+		}
+	}
+	for _, m := range members {
+		if objectOf[m] {
+			continue
+		}
+		if path, ok := fieldsPath(m); ok {
+			p.Add(path...)
+		}
+	}
+	return p
+}
+
+// fieldsPath returns the constant path of a member chain rooted at Fields.
+// A computed property (Fields.a[0].b, Fields[k]) ends the path at its
+// object, which is then read whole.
+func fieldsPath(m *ast.MemberNode) ([]string, bool) {
+	path, _, ok := fieldsPathOpen(m)
+	return path, ok
+}
+
+func fieldsPathOpen(m *ast.MemberNode) (path []string, open, ok bool) {
+	switch o := unchain(m.Node).(type) {
+	case *ast.IdentifierNode:
+		if o.Value != "Fields" {
+			return nil, false, false
+		}
+		open = true
+	case *ast.MemberNode:
+		if path, open, ok = fieldsPathOpen(o); !ok {
+			return nil, false, false
+		}
+	default:
+		return nil, false, false
+	}
+	if !open {
+		return path, false, true
+	}
+	if s, isStr := m.Property.(*ast.StringNode); isStr && !m.Method {
+		return append(path, s.Value), true, true
+	}
+	return path, false, true
+}
+
+func unchain(n ast.Node) ast.Node {
+	for {
+		c, ok := n.(*ast.ChainNode)
+		if !ok {
+			return n
+		}
+		n = c.Node
+	}
+}
+
+type visitor func(ast.Node)
+
+func (v visitor) Visit(n *ast.Node) { v(*n) }
 
 // hintOf extracts the dispatch hint and chained rule ids from the
 // top-level conjunction of a condition.

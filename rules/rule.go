@@ -32,11 +32,29 @@ type Expr struct {
 	Source  string
 	Program *vm.Program
 	// UsesFields says the expression reads Fields, so the engine must
-	// decode the event's raw record before running it.
+	// decode the event's raw record before running it; Fields says which
+	// paths of it.
 	UsesFields bool
+	Fields     *event.FieldPaths
+	// Native is the condition compiled to closures (conditions only; nil
+	// for values, and when expr would run all of it anyway).
+	Native *Native
 	// Type is the static result type (nil when unknown, e.g. from Fields).
 	Type reflect.Type
 	Line int
+}
+
+// DecodeFields prepares ev's Fields for x: the set's paths, or the whole
+// record when x reads it all.
+func (x *Expr) DecodeFields(ev *event.Event, set *event.FieldPaths) {
+	if !x.UsesFields {
+		return
+	}
+	if x.Fields.All() {
+		_ = ev.DecodeFields() // a bad raw record leaves Fields empty: conditions see no fields
+		return
+	}
+	_ = ev.DecodeFieldPaths(set)
 }
 
 // Hint is the dispatch index entry of a step, taken at compile time from
@@ -125,6 +143,9 @@ type Rule struct {
 	Suppress  Suppress
 	Grouping  alert.Grouping
 	Disabled  bool
+	// Fields are the paths of the source record the rule reads through
+	// Fields (nil when it reads none): the engine decodes only those.
+	Fields *event.FieldPaths
 	// Version hashes the canonical definition; state is kept per version.
 	Version string
 	File    string
@@ -153,6 +174,30 @@ type Set struct {
 	Lookups *Lookups
 	byID    map[string]*Rule
 	funcs   *funcs
+	fields  *event.FieldPaths
+}
+
+// FieldPaths are the paths of source records that the set's enabled rules
+// read through Fields: decode events with event.DecodeFieldPaths(paths)
+// before running them. Rules that read the whole record (toJSON(Fields))
+// are left out, so that one such rule does not make every event pay for a
+// full decode: their expressions have Fields.All() and decode it all
+// themselves (Expr.DecodeFields).
+func (s *Set) FieldPaths() *event.FieldPaths {
+	if s.fields == nil {
+		return &event.FieldPaths{}
+	}
+	return s.fields
+}
+
+// mergeFields computes FieldPaths once the rules are final.
+func (s *Set) mergeFields() {
+	s.fields = &event.FieldPaths{}
+	for _, r := range s.Rules {
+		if !r.Disabled && !r.Fields.All() {
+			s.fields.Merge(r.Fields)
+		}
+	}
 }
 
 // Rule returns the rule with that id, or nil.
@@ -197,5 +242,6 @@ func (s *Set) Only(id string) *Set {
 		out.Rules = []*Rule{&cp}
 		out.byID[id] = &cp
 	}
+	out.mergeFields()
 	return out
 }

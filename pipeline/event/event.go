@@ -73,6 +73,9 @@ type Event struct {
 	// Fields is Raw decoded, populated by DecodeFields. Rules reach source
 	// fields through it: Fields.RiskLevelDuringSignIn.
 	Fields map[string]any `json:"-"`
+	// fieldsFrom is the FieldPaths Fields was decoded with; nil when
+	// Fields holds the whole record.
+	fieldsFrom *FieldPaths
 }
 
 // Process describes the process of an endpoint event and its parent.
@@ -119,9 +122,10 @@ func (r Related) IsZero() bool { return len(r.Users)+len(r.Devices)+len(r.IPs) =
 // DecodeFields fills Fields from Raw if it is not yet filled. A Raw that is
 // not a JSON object leaves Fields empty (not nil) and returns the error.
 func (e *Event) DecodeFields() error {
-	if e.Fields != nil {
+	if e.Fields != nil && e.fieldsFrom == nil {
 		return nil
 	}
+	e.fieldsFrom = nil
 	e.Fields = map[string]any{}
 	if len(e.Raw) == 0 {
 		return nil

@@ -1,0 +1,166 @@
+package event
+
+import (
+	"encoding/json"
+	"reflect"
+	"strings"
+	"testing"
+)
+
+var fieldRecords = []string{
+	`{"TimeGenerated":"2025-10-07T02:00:00Z","LogonType":3,"AccountName":"svc","properties":{"riskState":"atRisk","msg":"x","nested":{"a":1,"b":[1,"two",null]}},"Tags":["a","b"]}`,
+	// type drift: properties as a JSON-encoded string, a number as a string
+	`{"properties":"{\"riskState\":\"dismissed\"}","LogonType":"3","msg_s":"ThreatIntel: deny"}`,
+	// escaped key and value, unicode, duplicate key (the last wins)
+	`{"Acc\u006funtName":"caf\u00e9 \"q\"","dup":1,"dup":{"a":true},"properties":{"msg":null}}`,
+	"{\r\n  \"properties\" : { \"riskState\" : \"remediated\" , \"extra\" : [ {\"k\":1} ] } ,\r\n \"LogonType\" : 10.5 }",
+	`{}`,
+}
+
+var fieldPathSets = [][][]string{
+	{{"properties", "riskState"}},
+	{{"properties", "msg"}, {"msg_s"}},
+	{{"properties"}, {"properties", "riskState"}},
+	{{"LogonType"}, {"AccountName"}, {"dup", "a"}},
+	{{"properties", "nested", "b"}, {"Tags"}},
+	{{"missing", "deep", "path"}},
+	{{"dup"}},
+}
+
+func lookup(m map[string]any, path []string) (any, bool) {
+	var v any = m
+	for _, k := range path {
+		o, ok := v.(map[string]any)
+		if !ok {
+			return nil, false
+		}
+		if v, ok = o[k]; !ok {
+			return nil, false
+		}
+	}
+	return v, true
+}
+
+// TestDecodeFieldPathsMatchesFull: every selected path reads the same
+// value from the selective decode as from encoding/json's full decode,
+// and members no path selects are absent.
+func TestDecodeFieldPathsMatchesFull(t *testing.T) {
+	for _, rec := range fieldRecords {
+		full := Event{Raw: json.RawMessage(rec)}
+		if err := full.DecodeFields(); err != nil {
+			t.Fatal(err)
+		}
+		for _, set := range fieldPathSets {
+			var p FieldPaths
+			for _, path := range set {
+				p.Add(path...)
+			}
+			ev := Event{Raw: json.RawMessage(rec)}
+			if err := ev.DecodeFieldPaths(&p); err != nil {
+				t.Fatalf("%s with %v: %v", rec, &p, err)
+			}
+			for _, path := range set {
+				want, wok := lookup(full.Fields, path)
+				got, gok := lookup(ev.Fields, path)
+				if wok != gok || !reflect.DeepEqual(got, want) {
+					t.Errorf("%s: %s = %#v (%v), full decode %#v (%v)", rec, strings.Join(path, "."), got, gok, want, wok)
+				}
+			}
+			for k := range ev.Fields {
+				if p.children[k] == nil {
+					t.Errorf("%s with %v: unselected member %q decoded", rec, &p, k)
+				}
+			}
+		}
+	}
+}
+
+func TestDecodeFieldPathsRedecodes(t *testing.T) {
+	ev := Event{Raw: json.RawMessage(fieldRecords[0])}
+	var p, q FieldPaths
+	p.Add("LogonType")
+	q.Add("AccountName")
+	if err := ev.DecodeFieldPaths(&p); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := ev.Fields["AccountName"]; ok {
+		t.Fatal("AccountName decoded though only LogonType was selected")
+	}
+	if err := ev.DecodeFieldPaths(&q); err != nil {
+		t.Fatal(err)
+	}
+	if ev.Fields["AccountName"] != "svc" {
+		t.Fatalf("other paths did not decode again: %v", ev.Fields)
+	}
+	if err := ev.DecodeFields(); err != nil {
+		t.Fatal(err)
+	}
+	if len(ev.Fields) != 5 {
+		t.Fatalf("DecodeFields after a selective decode kept a partial map: %v", ev.Fields)
+	}
+	if err := ev.DecodeFieldPaths(AllFields()); err != nil || len(ev.Fields) != 5 {
+		t.Fatalf("AllFields: %v %v", err, ev.Fields)
+	}
+	bad := Event{Raw: json.RawMessage(`[1,2]`)}
+	if err := bad.DecodeFieldPaths(&p); err == nil || bad.Fields == nil || len(bad.Fields) != 0 {
+		t.Fatalf("a raw record that is not an object: err %v, fields %v", err, bad.Fields)
+	}
+}
+
+func TestFieldPathsAddMerge(t *testing.T) {
+	var p FieldPaths
+	p.Add("properties", "msg")
+	p.Add("properties", "riskState")
+	p.Add("msg_s")
+	if got := p.String(); got != "msg_s,properties.msg,properties.riskState" {
+		t.Fatalf("paths %q", got)
+	}
+	p.Add("properties") // reading the whole value subsumes its members
+	p.Add("properties", "other")
+	if got := p.String(); got != "msg_s,properties" {
+		t.Fatalf("paths after whole %q", got)
+	}
+	var q FieldPaths
+	q.Add("a", "b")
+	q.Merge(&p)
+	if got := q.String(); got != "a.b,msg_s,properties" {
+		t.Fatalf("merged %q", got)
+	}
+	q.Merge(AllFields())
+	if !q.All() || q.String() != "*" {
+		t.Fatalf("merge with all: %q", q.String())
+	}
+	if !(&FieldPaths{}).Empty() || q.Empty() {
+		t.Fatal("Empty")
+	}
+}
+
+func FuzzDecodeFieldPaths(f *testing.F) {
+	for _, r := range fieldRecords {
+		f.Add(r, "properties.riskState,LogonType")
+	}
+	f.Fuzz(func(t *testing.T, rec, spec string) {
+		full := Event{Raw: json.RawMessage(rec)}
+		if !json.Valid([]byte(rec)) || full.DecodeFields() != nil {
+			return
+		}
+		var p FieldPaths
+		var paths [][]string
+		for _, s := range strings.Split(spec, ",") {
+			path := strings.Split(s, ".")
+			paths = append(paths, path)
+			p.Add(path...)
+		}
+		ev := Event{Raw: json.RawMessage(rec)}
+		if err := ev.DecodeFieldPaths(&p); err != nil {
+			t.Fatalf("%q: %v", rec, err)
+		}
+		for _, path := range paths {
+			want, wok := lookup(full.Fields, path)
+			got, gok := lookup(ev.Fields, path)
+			if wok != gok || !reflect.DeepEqual(got, want) {
+				t.Fatalf("%q: %v = %#v (%v), full %#v (%v)", rec, path, got, gok, want, wok)
+			}
+		}
+	})
+}

@@ -1,0 +1,102 @@
+package library_test
+
+import (
+	"testing"
+	"time"
+
+	"github.com/expr-lang/expr/vm"
+
+	"github.com/vigil-sec/vigil/benchmarks/loadgen"
+	"github.com/vigil-sec/vigil/pipeline/event"
+	"github.com/vigil-sec/vigil/pipeline/normalize"
+	"github.com/vigil-sec/vigil/rules"
+	"github.com/vigil-sec/vigil/rules/ruletest"
+)
+
+// TestNativeMatchesVM runs every condition of the library both ways, as
+// closures (rules.Native, what the engine runs) and in expr's VM, over
+// every fixture event, generated traffic, and the fixtures with fields
+// blanked, and requires the same verdict each time: a step matches exactly
+// when the VM says true.
+func TestNativeMatchesVM(t *testing.T) {
+	set, err := rules.LoadDir(libDir(t), rules.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var evs []event.Event
+	for _, r := range set.Rules {
+		for i := range r.Spec.Tests {
+			got, err := ruletest.Events(&r.Spec.Tests[i])
+			if err != nil {
+				t.Fatalf("%s: %v", r.ID, err)
+			}
+			evs = append(evs, got...)
+		}
+	}
+	n := len(evs)
+	for i := 0; i < n; i++ { // the same events with the typed fields rules test most left empty
+		ev := evs[i]
+		ev.Action, ev.Process.Name, ev.DstIP, ev.Raw, ev.Fields = "", "", "", nil, nil
+		evs = append(evs, ev)
+	}
+	g := loadgen.New(3, 20, 10)
+	g.Attack = 0.05
+	base := time.Date(2025, 10, 7, 2, 0, 0, 0, time.UTC)
+	for i := 0; i < 2000; i++ {
+		r := g.Next(base.Add(time.Duration(i) * time.Second))
+		got, bad := normalize.Parse(r.Source, r.Value, base)
+		if len(bad) > 0 {
+			t.Fatalf("loadgen record: %v", bad[0])
+		}
+		evs = append(evs, got...)
+	}
+
+	var conds, native, pure, checks, hits int
+	var machine vm.VM
+	for _, r := range set.Rules {
+		steps := append([]*rules.Step{}, r.Steps...)
+		if r.Until != nil {
+			steps = append(steps, r.Until)
+		}
+		for _, s := range steps {
+			if s.Where == nil {
+				continue
+			}
+			conds++
+			x := s.Where
+			if x.Native == nil {
+				continue
+			}
+			native++
+			if x.Native.Fallbacks == 0 {
+				pure++
+			}
+			for i := range evs {
+				ev := evs[i]
+				ev.Fields = nil
+				if x.UsesFields {
+					_ = ev.DecodeFields()
+				}
+				env := rules.NewEnv(&ev)
+				out, verr := machine.Run(x.Program, env)
+				want := verr == nil && out == true
+				got, nerr := x.Native.Eval(&rules.Frame{Env: env, VM: &machine})
+				if (nerr == nil && got) != want {
+					t.Errorf("%s: %q on event %s (%s %s): native %v (err %v), VM %v (err %v)",
+						r.ID, x.Source, ev.ID, ev.Source, ev.Action, got, nerr, out, verr)
+				}
+				checks++
+				if want {
+					hits++
+				}
+			}
+		}
+	}
+	t.Logf("%d conditions: %d compiled to closures (%d with no expr subtree); %d checks, %d true", conds, native, pure, checks, hits)
+	if native < conds*3/4 {
+		t.Errorf("only %d of %d library conditions compile to closures", native, conds)
+	}
+	if hits == 0 {
+		t.Error("no condition was true on any event: the comparison shows nothing")
+	}
+}

@@ -1,0 +1,98 @@
+package rules
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+
+	"github.com/expr-lang/expr/vm"
+
+	"github.com/vigil-sec/vigil/pipeline/event"
+)
+
+// TestNativeEdgeCases compares the closures with expr's VM on the corners
+// of expr's semantics that the native form re-implements: optional chains,
+// ?? over missing and drifting Fields values, numeric equality across int
+// and float, errors inside && and ||, string() of non-strings.
+func TestNativeEdgeCases(t *testing.T) {
+	conds := []struct {
+		where     string
+		fallbacks int // subtrees left to expr; -1: not checked
+	}{
+		{`Action in ["A", "B"] && Process.Name == "x.exe" && DstPort > 0 && !is_private(DstIP) && regex(Process.CommandLine, "(?i)enc")`, 0},
+		{`Category == "endpoint" && Outcome != "failure" && DstPort in [80, 443] && BytesOut >= 10`, 0},
+		{`icontains_any(Process.CommandLine, ["-ENC", "frombase64"]) || istartswith(User, "ADM") || iendswith(Device, ".CORP") || iequals(Action, "a")`, 0},
+		{`lower(Process.Name) + ":" + string(DstPort) contains "x.exe:4"`, 1},
+		{`Fields.LogonType == 3`, 0},
+		{`Fields.LogonType == "3"`, 0},
+		{`string(Fields.properties?.riskState ?? Fields.RiskState ?? "") == "atRisk"`, 0},
+		{`Fields.properties.riskState == "atRisk"`, 0},
+		{`string(Fields.properties?.riskState ?? Fields.RiskState ?? "none") == "none"`, 0},
+		{`(Fields.properties?.nested?.deep ?? 5) == 5`, 0},
+		{`Fields.properties?.nested?.deep == nil`, 0},
+		{`string(Fields.LogonType) == "3"`, 0},
+		{`Fields.missing.x == 1 || Action == "A"`, 0},
+		{`Action == "A" || Fields.missing.x == 1`, 0},
+		{`Action != "" && any(Fields.list ?? [], {# == "b"})`, 1},
+		{`cidr(SrcIP, "10.0.0.0/8") && File.Name endsWith ".exe" && File.Name startsWith "x" && File.Name matches "^x.*e$"`, 0},
+		{`upn_user(User) == "alice" && lower(upn_domain(User)) == "corp.example"`, -1},
+	}
+	raws := []string{
+		`{"LogonType":3,"properties":{"riskState":"atRisk","nested":null},"list":["a","b"]}`,
+		`{"LogonType":"3","properties":"{\"riskState\":\"atRisk\"}","RiskState":"atRisk"}`,
+		`{"LogonType":3.0,"properties":{"nested":{"deep":1}},"missing":{"x":1}}`,
+		`{}`,
+		``,
+	}
+	base := event.Event{Action: "A", Category: event.CatEndpoint, Outcome: event.OutcomeSuccess,
+		User: "Alice@Corp.Example", Device: "pc1.corp", SrcIP: "10.1.2.3", DstIP: "8.8.8.8", DstPort: 443, BytesOut: 20,
+		Process: event.Process{Name: "x.exe", CommandLine: "x.exe -enc AAAA"}, File: event.File{Name: "xe.exe"}}
+	variants := []func(*event.Event){
+		func(*event.Event) {},
+		func(e *event.Event) { e.Action, e.DstPort, e.DstIP = "B", 80, "10.0.0.1" },
+		func(e *event.Event) { e.Action, e.Process = "C", event.Process{} },
+		func(e *event.Event) { e.Outcome, e.User, e.File.Name = event.OutcomeFailure, "bob", "y.exe" },
+	}
+	var machine vm.VM
+	for _, c := range conds {
+		y := strings.Replace(validRule, `Type == "process" && Process.Name == "powershell.exe"`, c.where, 1)
+		y = y[:strings.Index(y, "tests:")]
+		set, err := LoadSources([]Source{{Name: "x.yaml", Data: []byte(y)}}, nil, Options{})
+		if err != nil {
+			t.Fatalf("%s: %v", c.where, err)
+		}
+		x := set.Rules[0].Steps[0].Where
+		if x.Native == nil {
+			t.Errorf("%s: no native form", c.where)
+			continue
+		}
+		if c.fallbacks >= 0 && x.Native.Fallbacks != c.fallbacks {
+			t.Errorf("%s: %d subtrees left to expr, want %d", c.where, x.Native.Fallbacks, c.fallbacks)
+		}
+		trues := 0
+		for _, raw := range raws {
+			for _, v := range variants {
+				ev := base
+				v(&ev)
+				ev.Raw = json.RawMessage(raw)
+				_ = ev.DecodeFields()
+				env := NewEnv(&ev)
+				out, verr := machine.Run(x.Program, env)
+				want := verr == nil && out == true
+				got, nerr := x.Native.Eval(&Frame{Env: env, VM: &machine})
+				if (nerr == nil && got) != want {
+					t.Errorf("%s on %s %+v: native %v (%v), VM %v (%v)", c.where, raw, ev.Action, got, nerr, out, verr)
+				}
+				if (nerr == nil) != (verr == nil) {
+					t.Errorf("%s on %s: native error %v, VM error %v", c.where, raw, nerr, verr)
+				}
+				if want {
+					trues++
+				}
+			}
+		}
+		if trues == 0 {
+			t.Errorf("%s is never true here: the comparison shows nothing", c.where)
+		}
+	}
+}
