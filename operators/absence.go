@@ -51,7 +51,7 @@ func (e *Engine) absence(ent *entry, ev *event.Event, mask uint64) {
 				return // the expected event already happened
 			}
 		}
-		b, _ := event.AppendMarshal(nil, ev)
+		b := e.encode(ev)
 		a := absAnchor{id: ev.ID, t: t, deadline: t + W + int64(r.Lateness), ev: b}
 		rs.anchors = append(rs.anchors, a)
 		if len(rs.anchors) > maxAnchors {

@@ -90,6 +90,7 @@ type Engine struct {
 	henv  rules.HavingEnv
 	vm    vm.VM
 	frame rules.Frame // native conditions' view of env and vm
+	enc   encoded     // the current event, encoded once for all rules
 	hits  []hit
 	stats Stats
 
@@ -282,6 +283,7 @@ func (e *Engine) Process(ks event.Keyspace, key string, ev *event.Event) ([]aler
 		}
 	}
 	var out []alert.Alert
+	e.enc = encoded{}
 	if d := e.disp[ks]; d != nil && key != "" {
 		e.match(d, ev)
 		for _, h := range e.hits {
@@ -328,7 +330,6 @@ func (e *Engine) match(d *dispatch, ev *event.Event) {
 
 func (e *Engine) eval(refs []stepRef, ev *event.Event) {
 	for _, s := range refs {
-		s.step.Where.DecodeFields(ev, e.fields)
 		e.stats.StepsEvaluated++
 		if !e.cond(s.step.Where) {
 			continue
@@ -340,8 +341,8 @@ func (e *Engine) eval(refs []stepRef, ev *event.Event) {
 // cond evaluates a step's condition on the current event: its closures
 // when it has them (rules.Native), else expr's VM.
 func (e *Engine) cond(x *rules.Expr) bool {
-	if x.Native != nil {
-		e.frame.Env, e.frame.VM = &e.env, &e.vm
+	if x.Native != nil { // decodes Fields itself, when it first reads them
+		e.frame.Env, e.frame.VM, e.frame.Paths = &e.env, &e.vm, e.fields
 		b, err := x.Native.Eval(&e.frame)
 		if err != nil {
 			e.stats.EvalErrors++
@@ -349,6 +350,7 @@ func (e *Engine) cond(x *rules.Expr) bool {
 		}
 		return b
 	}
+	x.DecodeFields(e.env.Event, e.fields)
 	out, err := e.vm.Run(x.Program, &e.env)
 	if err != nil {
 		e.stats.EvalErrors++
@@ -356,6 +358,23 @@ func (e *Engine) cond(x *rules.Expr) bool {
 	}
 	b, _ := out.(bool)
 	return b
+}
+
+// encoded caches the current event's encoding: several rules that buffer
+// the same event (four sequences start on a successful sign-in) share one
+// encoding. The bytes are never modified once made, so sharing is safe.
+type encoded struct {
+	ev *event.Event
+	b  []byte
+}
+
+// encode returns ev in the event codec, encoding it once per Process.
+func (e *Engine) encode(ev *event.Event) []byte {
+	if e.enc.ev != ev {
+		b, _ := event.AppendMarshal(nil, ev) // cannot fail for a time.Time
+		e.enc = encoded{ev: ev, b: b}
+	}
+	return e.enc.b
 }
 
 func (e *Engine) addHit(s stepRef) {

@@ -31,7 +31,7 @@ func (e *Engine) sequence(ent *entry, ks event.Keyspace, key string, ev *event.E
 		}
 	}
 	rs.n++
-	b, _ := event.AppendMarshal(nil, ev) // cannot fail for a time.Time
+	b := e.encode(ev)
 	rs.seq = append(rs.seq, seqEntry{})
 	copy(rs.seq[i+1:], rs.seq[i:])
 	rs.seq[i] = seqEntry{id: ev.ID, t: t, mask: mask, until: until, n: rs.n, ev: b}

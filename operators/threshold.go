@@ -73,7 +73,7 @@ func (e *Engine) threshold(ent *entry, ks event.Keyspace, key string, ev *event.
 	g.entries = append(g.entries, thEntry{})
 	copy(g.entries[i+1:], g.entries[i:])
 	g.entries[i] = en
-	g.addEvidence(ev, t, e.opts.ThresholdEvidence)
+	g.addEvidence(e, ev, t, e.opts.ThresholdEvidence)
 
 	// Forget entries no window with a future event can reach.
 	horizon := e.wmN - W
@@ -221,14 +221,11 @@ func (g *thGroup) compactVals() {
 
 // addEvidence keeps ev among the newest n matched events of the group,
 // encoding it only if it is kept.
-func (g *thGroup) addEvidence(ev *event.Event, t int64, n int) {
+func (g *thGroup) addEvidence(e *Engine, ev *event.Event, t int64, n int) {
 	if len(g.evidence) >= n && t < g.evidence[0].t {
 		return
 	}
-	b, err := event.AppendMarshal(nil, ev)
-	if err != nil {
-		return
-	}
+	b := e.encode(ev)
 	i := sort.Search(len(g.evidence), func(i int) bool { return g.evidence[i].t > t })
 	g.evidence = append(g.evidence, thEvidence{})
 	copy(g.evidence[i+1:], g.evidence[i:])

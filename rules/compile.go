@@ -651,7 +651,7 @@ func (c *compiler) cond(src Src, what string) *Expr {
 	// optimizer rewrites it (in-lists into maps, folded constants), the
 	// shape whose subtrees print back as source.
 	if p, err := expr.Compile(src.Text, append(c.exprOptions(), expr.Optimize(false))...); err == nil {
-		e.Native = compileNative(p.Node(), c.fn, c.exprOptions())
+		e.Native = compileNative(p.Node(), c.fn, c.exprOptions(), e.Fields.All())
 	}
 	return e
 }

@@ -46,6 +46,21 @@ type Native struct {
 type Frame struct {
 	Env *Env
 	VM  *vm.VM
+	// Paths are the rule set's Fields paths (Set.FieldPaths): the source
+	// record is decoded only when a condition first reads Fields, so the
+	// conditions that fail on a typed field first never pay for it.
+	Paths *event.FieldPaths
+}
+
+// fields decodes the event's source record (once per event) and returns it.
+func (f *Frame) fields(all bool) map[string]any {
+	ev := f.Env.Event
+	if all {
+		_ = ev.DecodeFields() // a bad raw record leaves Fields empty: conditions see no fields
+	} else {
+		_ = ev.DecodeFieldPaths(f.Paths)
+	}
+	return ev.Fields
 }
 
 // Eval runs the condition on the frame's event. An error means what it
@@ -63,6 +78,7 @@ type (
 // nativeCompiler compiles one condition.
 type nativeCompiler struct {
 	fn        *funcs
+	allFields bool // the condition reads the whole record (toJSON(Fields))
 	opts      []expr.Option // the condition's expr options, for subtrees
 	fallbacks int
 }
@@ -70,8 +86,8 @@ type nativeCompiler struct {
 // compileNative compiles a type-checked, unoptimized condition tree. It
 // returns nil when nothing would be gained (the whole condition would be
 // one expr subtree) or a subtree does not compile on its own.
-func compileNative(root ast.Node, fn *funcs, opts []expr.Option) *Native {
-	c := &nativeCompiler{fn: fn, opts: opts}
+func compileNative(root ast.Node, fn *funcs, opts []expr.Option, allFields bool) *Native {
+	c := &nativeCompiler{fn: fn, opts: opts, allFields: allFields}
 	if !c.native(root) {
 		return nil
 	}
@@ -358,16 +374,27 @@ func (c *nativeCompiler) helperCall(x *ast.CallNode) func() (boolFn, error) {
 			}
 		}
 		eq := id.Value == "iequals_any"
-		return func() (boolFn, error) {
-			return c.strTest(arg, func(s string) bool {
-				for _, k := range list {
-					if eq && strings.EqualFold(s, k) || !eq && containsFold(s, k) {
-						return true
-					}
+		loop := func(s string) bool {
+			for _, k := range list {
+				if eq && strings.EqualFold(s, k) || !eq && containsFold(s, k) {
+					return true
 				}
-				return false
-			})
+			}
+			return false
 		}
+		test := loop
+		if ac := asciiAC(list); !eq && ac != nil {
+			// One pass over s for all the literals instead of one per
+			// literal. The automaton answers true on any non-ASCII byte
+			// (Unicode folding can map one onto ASCII): the loop decides.
+			test = func(s string) bool {
+				if !ac.contains(s) {
+					return false
+				}
+				return isASCII(s) || loop(s)
+			}
+		}
+		return func() (boolFn, error) { return c.strTest(arg, test) }
 	case "cidr":
 		p, ok := constStr(1)
 		if !ok || len(x.Arguments) != 2 {
@@ -385,6 +412,17 @@ func (c *nativeCompiler) helperCall(x *ast.CallNode) func() (boolFn, error) {
 		}
 	}
 	return nil
+}
+
+// asciiAC returns a case-folding automaton over lower-case ASCII literals,
+// or nil when one is not.
+func asciiAC(lits []string) *acMatcher {
+	for _, l := range lits {
+		if !isASCII(l) || l != strings.ToLower(l) {
+			return nil
+		}
+	}
+	return newAC(lits, true)
 }
 
 func (c *nativeCompiler) strTest(n ast.Node, test func(string) bool) (boolFn, error) {
@@ -614,7 +652,8 @@ func (c *nativeCompiler) anyOf(n ast.Node) (anyFn, error) {
 	case *ast.NilNode:
 		return func(*Frame) (any, error) { return nil, nil }, nil
 	case *ast.IdentifierNode: // Fields
-		return func(f *Frame) (any, error) { return f.Env.Event.Fields, nil }, nil
+		all := c.allFields
+		return func(f *Frame) (any, error) { return f.fields(all), nil }, nil
 	case *ast.ChainNode:
 		in, err := c.anyOf(x.Node)
 		if err != nil {
@@ -692,7 +731,24 @@ func (c *nativeCompiler) fallback(n ast.Node) (anyFn, error) {
 		return nil, fmt.Errorf("subtree %s: %w", n, err)
 	}
 	c.fallbacks++
+	if readsFields(n) {
+		all := c.allFields
+		return func(f *Frame) (any, error) {
+			f.fields(all)
+			return f.VM.Run(p, f.Env)
+		}, nil
+	}
 	return func(f *Frame) (any, error) { return f.VM.Run(p, f.Env) }, nil
+}
+
+func readsFields(n ast.Node) bool {
+	found := false
+	ast.Walk(&n, visitor(func(n ast.Node) {
+		if id, ok := n.(*ast.IdentifierNode); ok && id.Value == "Fields" {
+			found = true
+		}
+	}))
+	return found
 }
 
 // A field read in place: the Env's own fields (Category, Outcome) or the

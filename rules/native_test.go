@@ -21,6 +21,8 @@ func TestNativeEdgeCases(t *testing.T) {
 	}{
 		{`Action in ["A", "B"] && Process.Name == "x.exe" && DstPort > 0 && !is_private(DstIP) && regex(Process.CommandLine, "(?i)enc")`, 0},
 		{`Category == "endpoint" && Outcome != "failure" && DstPort in [80, 443] && BytesOut >= 10`, 0},
+		{`icontains_any(Process.CommandLine, ["-ENC", "frombase64", "ünïcode"]) && icontains_any(User, ["alice", "bob", "carol", "dave"])`, 0},
+		{`icontains_any(User, ["karol", "zed"])`, 0},
 		{`icontains_any(Process.CommandLine, ["-ENC", "frombase64"]) || istartswith(User, "ADM") || iendswith(Device, ".CORP") || iequals(Action, "a")`, 0},
 		{`lower(Process.Name) + ":" + string(DstPort) contains "x.exe:4"`, 1},
 		{`Fields.LogonType == 3`, 0},
@@ -52,6 +54,7 @@ func TestNativeEdgeCases(t *testing.T) {
 		func(e *event.Event) { e.Action, e.DstPort, e.DstIP = "B", 80, "10.0.0.1" },
 		func(e *event.Event) { e.Action, e.Process = "C", event.Process{} },
 		func(e *event.Event) { e.Outcome, e.User, e.File.Name = event.OutcomeFailure, "bob", "y.exe" },
+		func(e *event.Event) { e.User = "\u212aAROL" }, // the Kelvin sign folds to k
 	}
 	var machine vm.VM
 	for _, c := range conds {
