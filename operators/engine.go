@@ -1,10 +1,13 @@
 package operators
 
 import (
+	"bytes"
+	"cmp"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -67,6 +70,10 @@ type Stats struct {
 	// StateDiscarded counts stored states this build could not read
 	// (another state version) and started fresh.
 	StateDiscarded uint64
+	// EventsMissing counts buffered events whose blob was not in the Store
+	// when an alert needed them (a corrupt Store): the alert names them by
+	// id and time only.
+	EventsMissing uint64
 }
 
 var (
@@ -91,6 +98,9 @@ type Engine struct {
 	vm    vm.VM
 	frame rules.Frame // native conditions' view of env and vm
 	enc   encoded     // the current event, encoded once for all rules
+	refs  []blobRef   // saveEvents' scratch
+	kept  []uint64    // saveEvents' scratch
+	bkbuf []byte      // blobKey's buffer
 	hits  []hit
 	stats Stats
 
@@ -154,6 +164,10 @@ type entry struct {
 	rs    ruleState
 	dirty bool
 	dead  bool // its rule was removed by Reload
+	// stored are the blob numbers of the key's events in the Store,
+	// sorted: save writes the state's other events and deletes these
+	// when the state no longer holds them.
+	stored []uint64
 }
 
 // NewEngine builds an engine over st. Persisted state is read lazily per
@@ -681,12 +695,112 @@ func (e *Engine) storeKey(r *crule, key string) []byte {
 }
 
 func (e *Engine) save(ent *entry) error {
+	if err := e.saveEvents(ent); err != nil {
+		return err
+	}
 	k := e.storeKey(ent.r, ent.key)
 	if ent.rs.empty() {
 		return e.st.Delete(k)
 	}
 	e.vbuf = appendState(e.vbuf[:0], &ent.rs, ent.r.Rule)
 	return e.st.Set(k, e.vbuf)
+}
+
+// blobRef is one buffered event of a state being saved.
+type blobRef struct {
+	n  uint64
+	ev []byte
+}
+
+// saveEvents writes the events that entered ent's state since it was last
+// saved, each as its own key, and deletes those that left it.
+func (e *Engine) saveEvents(ent *entry) error {
+	refs := e.refs[:0]
+	ent.rs.eachEvent(func(blob *uint64, ev []byte) { refs = append(refs, blobRef{*blob, ev}) })
+	slices.SortFunc(refs, func(a, b blobRef) int { return cmp.Compare(a.n, b.n) })
+	e.refs = refs
+	old, kept := ent.stored, e.kept[:0]
+	i := 0
+	for _, ref := range refs {
+		for i < len(old) && old[i] < ref.n {
+			if err := e.st.Delete(e.blobKey(ent.r, ent.key, old[i])); err != nil {
+				return err
+			}
+			i++
+		}
+		if i < len(old) && old[i] == ref.n {
+			i++
+		} else if ref.ev != nil {
+			if err := e.st.Set(e.blobKey(ent.r, ent.key, ref.n), ref.ev); err != nil {
+				return err
+			}
+		} else {
+			continue // neither in memory nor stored: cannot happen short of a corrupt Store
+		}
+		kept = append(kept, ref.n)
+	}
+	for ; i < len(old); i++ {
+		if err := e.st.Delete(e.blobKey(ent.r, ent.key, old[i])); err != nil {
+			return err
+		}
+	}
+	e.kept = kept
+	ent.stored = append(ent.stored[:0], kept...)
+	return nil
+}
+
+// blobKey is the Store key of a buffered event: "b/" + rule id@version +
+// "/" + the length-prefixed correlation key + the blob number, so that
+// the events of one key share a prefix (blobPrefix) and never collide with
+// another key's.
+func (e *Engine) blobKey(r *crule, key string, n uint64) []byte {
+	e.bkbuf = binary.BigEndian.AppendUint64(blobPrefix(e.bkbuf[:0], r.prefix, key), n)
+	return e.bkbuf
+}
+
+// blobPrefix appends the prefix of the blob keys of (state prefix, key).
+func blobPrefix(b []byte, statePrefix, key string) []byte {
+	b = append(b, 'b')
+	b = append(b, statePrefix[1:]...) // "s/id@v/" -> "b/id@v/"
+	b = binary.AppendUvarint(b, uint64(len(key)))
+	return append(b, key...)
+}
+
+// eventAt returns a buffered event, reading its blob when it is not in
+// memory (a state loaded from the Store holds only blob numbers).
+func (e *Engine) eventAt(r *crule, key string, blob uint64, ev []byte, id string, t int64) event.Event {
+	if ev == nil {
+		b, err := e.st.Get(e.blobKey(r, key, blob))
+		if err != nil || b == nil {
+			e.stats.EventsMissing++
+		}
+		ev = b
+	}
+	return decodeEvent(ev, id, t)
+}
+
+// deleteEvents deletes every blob of the state stored under k (a state
+// key, "s/id@v/key"), for a key dropped without being loaded.
+func (e *Engine) deleteEvents(k []byte) error {
+	rest := k[2:]
+	i := bytes.IndexByte(rest, '/')
+	if i < 0 {
+		return nil
+	}
+	prefix := blobPrefix(nil, string(k[:2+i+1]), string(rest[i+1:]))
+	var keys [][]byte
+	if err := e.st.Scan(prefix, func(k, _ []byte) error {
+		keys = append(keys, bytes.Clone(k))
+		return nil
+	}); err != nil {
+		return err
+	}
+	for _, k := range keys {
+		if err := e.st.Delete(k); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // load returns the cached state of (rule, key), reading the Store on a miss.
@@ -708,6 +822,12 @@ func (e *Engine) load(r *crule, key string) (*entry, error) {
 			e.stats.StateDiscarded++
 			ent.rs = ruleState{}
 		}
+		ent.rs.eachEvent(func(blob *uint64, ev []byte) {
+			if ev == nil { // in the Store; inline (version 2) events are not yet
+				ent.stored = append(ent.stored, *blob)
+			}
+		})
+		slices.Sort(ent.stored)
 	}
 	r.states[key] = ent
 	e.cached++
@@ -738,6 +858,9 @@ func (e *Engine) sweep() error {
 	for _, k := range dead {
 		if ent := e.cachedEntry(k); ent != nil && !ent.rs.empty() {
 			continue // refreshed in memory since it was written
+		}
+		if err := e.deleteEvents(k); err != nil {
+			return fmt.Errorf("operators: sweep: %w", err)
 		}
 		if err := e.st.Delete(k); err != nil {
 			return fmt.Errorf("operators: sweep: %w", err)

@@ -119,10 +119,14 @@ func (e *Engine) drop(r *crule) error {
 	}
 	r.states = nil
 	var keys [][]byte
-	err := e.st.Scan([]byte(r.prefix), func(k, _ []byte) error {
+	collect := func(k, _ []byte) error {
 		keys = append(keys, append([]byte(nil), k...))
 		return nil
-	})
+	}
+	err := e.st.Scan([]byte(r.prefix), collect)
+	if err == nil { // and the events of those states ("b/id@v/…")
+		err = e.st.Scan([]byte("b"+r.prefix[1:]), collect)
+	}
 	if err != nil {
 		return fmt.Errorf("operators: reload: drop state of %s: %w", r.ID, err)
 	}

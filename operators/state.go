@@ -22,8 +22,18 @@ import (
 //
 // with uvarint lengths and counts, zig-zag varint times (unix nanoseconds,
 // delta-encoded inside a time-ordered list), strings as uvarint length +
-// bytes, and events in the pipeline/event binary codec. Empty sections are
-// not written, so a key with one pending sequence step costs one section.
+// bytes. Empty sections are not written, so a key with one pending sequence
+// step costs one section.
+//
+// Events (a sequence's buffered steps, a threshold's evidence, an absence
+// anchor) are not in the value: each is its own Store key (blobKey), in the
+// pipeline/event binary codec, written once when the event enters the state
+// and deleted when it leaves; the value holds its blob number. A Flush then
+// rewrites the small value of every key touched, not every buffered event:
+// with events inline, re-encoding the evidence and pending steps of busy
+// keys on every batch was a third of the engine's CPU on production-like
+// traffic (BENCHMARKS.md). Version 2 values (events inline) are still read;
+// their events are written out as blobs the next time the key is saved.
 //
 // Why not JSON: encoding state was 56% of the engine's CPU with JSON, and a
 // threshold key that kept whole events as JSON cost ~18–58 KB. The binary
@@ -35,19 +45,23 @@ import (
 // not misread: the engine starts that key fresh and counts it in
 // Stats.StateDiscarded, as it does for a changed rule. A new section gets a
 // new tag; a tag is never reused.
-const stateVersion = 2
+const stateVersion = 3
 
-// Section tags of stateVersion 2. Never reuse or renumber one.
+// stateVersionInline is the previous version, with events inline.
+const stateVersionInline = 2
+
+// Section tags. Never reuse or renumber one.
 const (
-	tagSeq     = 1 // sequence buffer
-	tagFired   = 2 // sequence alerts already emitted
-	tagGroups  = 3 // threshold groups
-	tagAnchors = 4 // absence anchors
-	tagExpects = 5 // absence expect times
-	tagTerms   = 6 // new_term terms
-	tagFirst   = 7 // new_term first sight of the key
-	tagSupp    = 8 // suppression
-	tagN       = 9 // sequence arrival counter
+	tagSeq     = 1  // sequence buffer
+	tagFired   = 2  // sequence alerts already emitted
+	tagGroups  = 3  // threshold groups
+	tagAnchors = 4  // absence anchors
+	tagExpects = 5  // absence expect times
+	tagTerms   = 6  // new_term terms
+	tagFirst   = 7  // new_term first sight of the key
+	tagSupp    = 8  // suppression
+	tagN       = 9  // sequence arrival counter
+	tagBlobs   = 10 // last blob number used
 )
 
 // errUnknownStateVersion marks a value this build cannot read; the key
@@ -76,6 +90,15 @@ type ruleState struct {
 
 	// suppression: suppression key -> until.
 	supp map[string]int64
+
+	// nb numbers the key's event blobs (blob numbers are never reused).
+	nb uint64
+}
+
+// nextBlob returns a fresh blob number for an event entering the state.
+func (s *ruleState) nextBlob() uint64 {
+	s.nb++
+	return s.nb
 }
 
 // seqEntry is one buffered sequence event. The event itself is kept
@@ -86,7 +109,8 @@ type seqEntry struct {
 	mask  uint64
 	until bool
 	n     uint64
-	ev    []byte
+	blob  uint64 // its event's blob number
+	ev    []byte // the event, encoded; nil until read from its blob
 }
 
 // firedID remembers a completed match by a hash of its entries' arrival
@@ -110,8 +134,9 @@ type thEntry struct {
 
 // thEvidence is a matched event kept for the alert, encoded.
 type thEvidence struct {
-	t  int64
-	ev []byte
+	t    int64
+	blob uint64
+	ev   []byte // nil until read from its blob
 }
 
 type thGroup struct {
@@ -135,7 +160,8 @@ type absAnchor struct {
 	id       string
 	t        int64
 	deadline int64
-	ev       []byte
+	blob     uint64
+	ev       []byte // nil until read from its blob
 }
 
 func (s *ruleState) empty() bool {
@@ -227,12 +253,16 @@ func appendState(b []byte, s *ruleState, r *rules.Rule) []byte {
 				b = append(b, 0)
 			}
 			b = binary.AppendUvarint(b, x.n)
-			b = appendBytes(b, x.ev)
+			b = binary.AppendUvarint(b, x.blob)
 		}
 	}
 	if s.n != 0 {
 		b = append(b, tagN)
 		b = binary.AppendUvarint(b, s.n)
+	}
+	if s.nb != 0 {
+		b = append(b, tagBlobs)
+		b = binary.AppendUvarint(b, s.nb)
 	}
 	if len(s.fired) > 0 {
 		b = append(b, tagFired)
@@ -262,7 +292,7 @@ func appendState(b []byte, s *ruleState, r *rules.Rule) []byte {
 			b = appendStr(b, a.id)
 			b = binary.AppendVarint(b, a.t)
 			b = binary.AppendVarint(b, a.deadline-a.t)
-			b = appendBytes(b, a.ev)
+			b = binary.AppendUvarint(b, a.blob)
 		}
 	}
 	if len(s.expects) > 0 {
@@ -346,7 +376,7 @@ func appendGroup(b []byte, g *thGroup) []byte {
 	for _, x := range g.evidence {
 		b = binary.AppendVarint(b, x.t-prev)
 		prev = x.t
-		b = appendBytes(b, x.ev)
+		b = binary.AppendUvarint(b, x.blob)
 	}
 	return b
 }
@@ -382,10 +412,10 @@ func decodeState(v []byte, s *ruleState) error {
 	if len(v) < 9 {
 		return fmt.Errorf("%w: value of %d bytes", errMalformedState, len(v))
 	}
-	if v[8] != stateVersion {
-		return fmt.Errorf("%w %d (this build reads %d)", errUnknownStateVersion, v[8], stateVersion)
+	if v[8] != stateVersion && v[8] != stateVersionInline {
+		return fmt.Errorf("%w %d (this build reads %d and %d)", errUnknownStateVersion, v[8], stateVersionInline, stateVersion)
 	}
-	d := &reader{b: v, off: 9}
+	d := &reader{b: v, off: 9, inline: v[8] == stateVersionInline}
 	seen := uint16(0)
 	for d.off < len(d.b) && d.err == nil {
 		tag := d.b[d.off]
@@ -407,10 +437,12 @@ func decodeState(v []byte, s *ruleState) error {
 				x.mask = d.uvarint()
 				x.until = d.byte() != 0
 				x.n = d.uvarint()
-				x.ev = d.bytes()
+				x.blob, x.ev = d.event()
 			}
 		case tagN:
 			s.n = d.uvarint()
+		case tagBlobs:
+			s.nb = d.uvarint()
 		case tagFired:
 			n := d.count(9)
 			s.fired = make([]firedID, n)
@@ -433,7 +465,7 @@ func decodeState(v []byte, s *ruleState) error {
 				a.id = d.str()
 				a.t = d.varint()
 				a.deadline = a.t + d.varint()
-				a.ev = d.bytes()
+				a.blob, a.ev = d.event()
 			}
 		case tagExpects:
 			n := d.count(1)
@@ -454,7 +486,25 @@ func decodeState(v []byte, s *ruleState) error {
 	if d.err != nil {
 		return d.err
 	}
+	if d.inline { // number the inline events; they become blobs when saved
+		s.eachEvent(func(blob *uint64, _ []byte) { *blob = s.nextBlob() })
+	}
 	return nil
+}
+
+// eachEvent calls fn for every buffered event of s.
+func (s *ruleState) eachEvent(fn func(blob *uint64, ev []byte)) {
+	for i := range s.seq {
+		fn(&s.seq[i].blob, s.seq[i].ev)
+	}
+	for i := range s.anchors {
+		fn(&s.anchors[i].blob, s.anchors[i].ev)
+	}
+	for _, g := range s.groups {
+		for i := range g.evidence {
+			fn(&g.evidence[i].blob, g.evidence[i].ev)
+		}
+	}
 }
 
 var errMalformedState = errors.New("malformed state")
@@ -462,9 +512,18 @@ var errMalformedState = errors.New("malformed state")
 // reader decodes with a sticky error: after the first problem every read
 // returns zero values and d.err says what went wrong.
 type reader struct {
-	b   []byte
-	off int
-	err error
+	b      []byte
+	off    int
+	err    error
+	inline bool // a version 2 value: events inline, no blob numbers
+}
+
+// event reads a buffered event: its blob number, or (version 2) its bytes.
+func (d *reader) event() (blob uint64, ev []byte) {
+	if d.inline {
+		return 0, d.bytes()
+	}
+	return d.uvarint(), nil
 }
 
 func (d *reader) fail(what string) {
@@ -613,7 +672,7 @@ func (d *reader) group() *thGroup {
 		for i := range g.evidence {
 			g.evidence[i].t = prev + d.varint()
 			prev = g.evidence[i].t
-			g.evidence[i].ev = d.bytes()
+			g.evidence[i].blob, g.evidence[i].ev = d.event()
 		}
 	}
 	return g

@@ -5,6 +5,8 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -25,13 +27,14 @@ func sampleState(t testing.TB) *ruleState {
 			off: uint32(len(g.ids)), n: uint32(len(id))})
 		g.ids = append(g.ids, id...)
 	}
-	g.evidence = []thEvidence{{t: 101, ev: b}}
+	g.evidence = []thEvidence{{t: 101, blob: 3, ev: b}}
 	return &ruleState{
-		seq:     []seqEntry{{id: "s1", t: -5, mask: 3, until: true, n: 7, ev: b}, {id: "s2", t: 10, n: 8}},
+		nb:      4,
+		seq:     []seqEntry{{id: "s1", t: -5, mask: 3, until: true, n: 7, blob: 1, ev: b}, {id: "s2", t: 10, n: 8, blob: 2}},
 		fired:   []firedID{{h: 0xdeadbeef, first: 4}},
 		n:       8,
 		groups:  map[string]*thGroup{"": g, "k2": {}},
-		anchors: []absAnchor{{id: "a", t: 1, deadline: 50, ev: b}},
+		anchors: []absAnchor{{id: "a", t: 1, deadline: 50, blob: 4, ev: b}},
 		expects: []int64{1, 2},
 		terms:   map[string]int64{"de": 1, "fr": 2},
 		first:   -1,
@@ -42,7 +45,9 @@ func sampleState(t testing.TB) *ruleState {
 var stateRule = &rules.Rule{Window: time.Minute, MaxSpan: time.Hour, NewTerm: &rules.NewTerm{Lookback: time.Hour}}
 
 // TestStateRoundTrip: every section survives encode/decode, the encoding
-// is deterministic, and unused dictionary values are not written.
+// is deterministic, and unused dictionary values are not written. Events
+// are not in the value, only their blob numbers (the engine stores them
+// under keys of their own).
 func TestStateRoundTrip(t *testing.T) {
 	s := sampleState(t)
 	enc := appendState(nil, s, stateRule)
@@ -59,14 +64,15 @@ func TestStateRoundTrip(t *testing.T) {
 		ok   bool
 	}{
 		{"seq", len(d.seq) == 2 && d.seq[0].id == "s1" && d.seq[0].t == -5 && d.seq[0].until && d.seq[0].mask == 3 && d.seq[1].n == 8},
-		{"seq event", decodeEvent(d.seq[0].ev, "", 0).User == "kim"},
+		{"seq blob", d.seq[0].blob == 1 && d.seq[1].blob == 2 && d.nb == 4},
+		{"events not inline", d.seq[0].ev == nil && g.evidence[0].ev == nil && d.anchors[0].ev == nil && len(enc) < 150},
 		{"n", d.n == 8},
 		{"fired", len(d.fired) == 1 && d.fired[0].first == 4 && d.fired[0].h == 0xdeadbeef},
 		{"groups", len(d.groups) == 2 && g.suppUntil == 99 && len(g.fired) == 2},
 		{"entries", len(g.entries) == 3 && string(g.id(&g.entries[1])) == "bb" && g.entries[2].t == 102 && g.entries[1].s == 1.5},
 		{"dictionary compacted", len(g.vals) == 2 && g.vals[g.entries[1].d] == "y" && g.entries[2].d == -1},
-		{"evidence", len(g.evidence) == 1 && decodeEvent(g.evidence[0].ev, "", 0).ID == "e1"},
-		{"anchors", len(d.anchors) == 1 && d.anchors[0].deadline == 50},
+		{"evidence", len(g.evidence) == 1 && g.evidence[0].blob == 3},
+		{"anchors", len(d.anchors) == 1 && d.anchors[0].deadline == 50 && d.anchors[0].blob == 4},
 		{"expects", len(d.expects) == 2},
 		{"terms", d.terms["fr"] == 2},
 		{"first", d.first == -1},
@@ -77,6 +83,35 @@ func TestStateRoundTrip(t *testing.T) {
 		if !c.ok {
 			t.Errorf("%s did not survive the round trip", c.name)
 		}
+	}
+}
+
+// TestDecodeInlineVersion: a value of the previous version (events inline,
+// written by the last release: testdata/state-v2.bin) still decodes, its
+// events numbered as blobs to be written at the next save.
+func TestDecodeInlineVersion(t *testing.T) {
+	v, err := os.ReadFile("testdata/state-v2.bin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v[8] != stateVersionInline {
+		t.Fatalf("testdata value has version %d", v[8])
+	}
+	var d ruleState
+	if err := decodeState(v, &d); err != nil {
+		t.Fatal(err)
+	}
+	if len(d.seq) != 2 || decodeEvent(d.seq[0].ev, "", 0).User != "kim" {
+		t.Fatalf("inline seq events: %+v", d.seq)
+	}
+	g := d.groups[""]
+	if len(g.evidence) != 1 || decodeEvent(g.evidence[0].ev, "", 0).ID != "e1" || decodeEvent(d.anchors[0].ev, "", 0).ID != "e1" {
+		t.Fatal("inline evidence or anchor lost")
+	}
+	blobs := map[uint64]bool{}
+	d.eachEvent(func(b *uint64, _ []byte) { blobs[*b] = true })
+	if len(blobs) != 4 || d.nb != 4 || blobs[0] {
+		t.Fatalf("inline events numbered %v, nb %d", blobs, d.nb)
 	}
 }
 
@@ -252,5 +287,123 @@ threshold: {having: count >= 1000}
 		if got := string(g.id(x)); got != want {
 			t.Fatalf("entry %d: id %q, want %q", k, got, want)
 		}
+	}
+}
+
+var twoStep = "id: t.two\nname: two steps\n" + hdr + `kind: sequence
+by: user
+maxspan: 1h
+steps:
+  - {name: fail, where: 'Type == "logon" && Outcome == "failure"'}
+  - {name: ok, where: 'Type == "logon" && Outcome == "success"'}
+`
+
+// blobKeys lists the event keys in the store.
+func blobKeys(st *MemStore) []string {
+	var out []string
+	_ = st.Scan([]byte("b/"), func(k, _ []byte) error { out = append(out, string(k)); return nil })
+	return out
+}
+
+// TestEventsStoredOnce: a buffered event is written to the Store once, as
+// its own key, not with every save of its key's state; an engine that
+// restarts over the Store builds the alert with the whole event from that
+// key; when the state lets go of the event its key is deleted; and a state
+// of the previous version (events inline) is migrated on its next save.
+func TestEventsStoredOnce(t *testing.T) {
+	set := loadRules(t, twoStep)
+	st := NewMemStore()
+	eng, err := NewEngine(set, st, Options{Lateness: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t0 := time.Date(2025, 5, 1, 9, 0, 0, 0, time.UTC)
+	fail := event.Event{ID: "f1", Time: t0, Type: "logon", Outcome: event.OutcomeFailure, User: "eve@x.example",
+		SrcIP: "203.0.113.7", Raw: []byte(`{"big":"` + strings.Repeat("x", 4000) + `"}`)}
+	if _, err := eng.Process(event.KeyUser, "eve@x.example", &fail); err != nil {
+		t.Fatal(err)
+	}
+	if err := eng.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if keys := blobKeys(st); len(keys) != 1 {
+		t.Fatalf("after one buffered event: event keys %q", keys)
+	}
+	state := func() []byte {
+		var v []byte
+		_ = st.Scan([]byte("s/"), func(_, val []byte) error { v = val; return nil })
+		return v
+	}
+	if n := len(state()); n > 200 {
+		t.Fatalf("state value is %d bytes: the 4 KB event is inline", n)
+	}
+	// A second failure: one more event key; the first is not rewritten.
+	st.m[blobKeys(st)[0]] = append(st.m[blobKeys(st)[0]], 0) // marks it: a rewrite would drop the mark
+	first := blobKeys(st)[0]
+	fail2 := fail
+	fail2.ID, fail2.Time = "f2", t0.Add(time.Minute)
+	if _, err := eng.Process(event.KeyUser, "eve@x.example", &fail2); err != nil {
+		t.Fatal(err)
+	}
+	if err := eng.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if keys := blobKeys(st); len(keys) != 2 || st.m[first][len(st.m[first])-1] != 0 {
+		t.Fatalf("second event: keys %q, first rewritten: %v", keys, st.m[first][len(st.m[first])-1] != 0)
+	}
+	st.m[first] = st.m[first][:len(st.m[first])-1]
+
+	// Restart: the new engine reads the state (blob numbers only) and the
+	// alert carries the events read back from their keys.
+	eng2, err := NewEngine(set, st, Options{Lateness: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ok := event.Event{ID: "s1", Time: t0.Add(2 * time.Minute), Type: "logon", Outcome: event.OutcomeSuccess, User: "eve@x.example"}
+	as, err := eng2.Process(event.KeyUser, "eve@x.example", &ok)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(as) == 0 {
+		t.Fatal("no alert after restart")
+	}
+	got := as[0].Steps[0].Events[0]
+	if got.SrcIP != "203.0.113.7" || len(got.Raw) < 4000 || eng2.Stats().EventsMissing != 0 {
+		t.Fatalf("step 1 event after restart: id %s ip %q raw %d bytes, missing %d", got.ID, got.SrcIP, len(got.Raw), eng2.Stats().EventsMissing)
+	}
+	// Past the horizon the state expires and its event keys go with it.
+	if _, err := eng2.Advance(t0.Add(3 * time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if err := eng2.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if keys := blobKeys(st); len(keys) != 0 {
+		t.Fatalf("expired state left event keys %q", keys)
+	}
+
+	// The previous version's value, events inline, read and migrated.
+	v2, err := os.ReadFile("testdata/state-v2.bin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	k := eng2.storeKey(eng2.rules[0], "kim")
+	st.m[string(k)] = v2
+	ent, err := eng2.load(eng2.rules[0], "kim")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := eng2.save(ent); err != nil {
+		t.Fatal(err)
+	}
+	if keys := blobKeys(st); len(keys) != 4 { // two seq events, the evidence, the anchor
+		t.Fatalf("migrated event keys %q", keys)
+	}
+	var back ruleState
+	if err := decodeState(bytes.Clone(st.m[string(k)]), &back); err != nil || back.seq[0].ev != nil {
+		t.Fatalf("migrated state: %v", err)
+	}
+	if e := eng2.eventAt(eng2.rules[0], "kim", back.seq[0].blob, nil, "", 0); e.User != "kim" {
+		t.Fatalf("migrated event: %+v", e)
 	}
 }

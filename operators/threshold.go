@@ -73,7 +73,7 @@ func (e *Engine) threshold(ent *entry, ks event.Keyspace, key string, ev *event.
 	g.entries = append(g.entries, thEntry{})
 	copy(g.entries[i+1:], g.entries[i:])
 	g.entries[i] = en
-	g.addEvidence(e, ev, t, e.opts.ThresholdEvidence)
+	g.addEvidence(e, rs, ev, t, e.opts.ThresholdEvidence)
 
 	// Forget entries no window with a future event can reach.
 	horizon := e.wmN - W
@@ -221,7 +221,7 @@ func (g *thGroup) compactVals() {
 
 // addEvidence keeps ev among the newest n matched events of the group,
 // encoding it only if it is kept.
-func (g *thGroup) addEvidence(e *Engine, ev *event.Event, t int64, n int) {
+func (g *thGroup) addEvidence(e *Engine, rs *ruleState, ev *event.Event, t int64, n int) {
 	if len(g.evidence) >= n && t < g.evidence[0].t {
 		return
 	}
@@ -229,7 +229,7 @@ func (g *thGroup) addEvidence(e *Engine, ev *event.Event, t int64, n int) {
 	i := sort.Search(len(g.evidence), func(i int) bool { return g.evidence[i].t > t })
 	g.evidence = append(g.evidence, thEvidence{})
 	copy(g.evidence[i+1:], g.evidence[i:])
-	g.evidence[i] = thEvidence{t: t, ev: b}
+	g.evidence[i] = thEvidence{t: t, blob: rs.nextBlob(), ev: b}
 	if len(g.evidence) > n {
 		g.evidence = append(g.evidence[:0], g.evidence[len(g.evidence)-n:]...)
 	}
@@ -314,7 +314,7 @@ func (e *Engine) thresholdAlert(r *crule, ks event.Keyspace, key string, g *thGr
 	evs := make([]event.Event, 0, len(g.evidence))
 	for _, x := range g.evidence {
 		if x.t >= lo && x.t <= hi {
-			evs = append(evs, decodeEvent(x.ev, "", x.t))
+			evs = append(evs, e.eventAt(r, key, x.blob, x.ev, "", x.t))
 		}
 	}
 	return e.buildAlert(r, ks, key, [][]event.Event{evs}, fromNanos(first), fromNanos(hi), ids)
