@@ -68,19 +68,56 @@ func (f *Frame) fields(all bool) map[string]any {
 // type), and the step does not match.
 func (n *Native) Eval(f *Frame) (bool, error) { return n.fn(f) }
 
+// fn is a compiled piece of a condition. An error means what it means in
+// the VM: a value of an unexpected type (Fields drift), and the condition
+// fails.
+type fn[T any] func(*Frame) (T, error)
+
 type (
-	boolFn func(*Frame) (bool, error)
-	strFn  func(*Frame) (string, error)
-	intFn  func(*Frame) (int64, error)
-	anyFn  func(*Frame) (any, error)
+	boolFn = fn[bool]
+	strFn  = fn[string]
+	intFn  = fn[int64]
+	anyFn  = fn[any]
 )
 
-// nativeCompiler compiles one condition.
+func constant[T any](v T) fn[T] { return func(*Frame) (T, error) { return v, nil } }
+
+// map1 and map2 apply a Go function to compiled operands, in order, the
+// first error ending the evaluation as in the VM.
+func map1[A, R any](a fn[A], op func(A) R) fn[R] {
+	return func(f *Frame) (R, error) {
+		x, err := a(f)
+		if err != nil {
+			var zero R
+			return zero, err
+		}
+		return op(x), nil
+	}
+}
+
+func map2[A, B, R any](a fn[A], b fn[B], op func(A, B) R) fn[R] {
+	return func(f *Frame) (R, error) {
+		var zero R
+		x, err := a(f)
+		if err != nil {
+			return zero, err
+		}
+		y, err := b(f)
+		if err != nil {
+			return zero, err
+		}
+		return op(x, y), nil
+	}
+}
+
+// nativeCompiler compiles one condition. A subtree that does not compile
+// on its own sets err (sticky): the condition then has no native form.
 type nativeCompiler struct {
 	fn        *funcs
-	allFields bool // the condition reads the whole record (toJSON(Fields))
+	allFields bool          // the condition reads the whole record (toJSON(Fields))
 	opts      []expr.Option // the condition's expr options, for subtrees
 	fallbacks int
+	err       error
 }
 
 // compileNative compiles a type-checked, unoptimized condition tree. It
@@ -91,8 +128,8 @@ func compileNative(root ast.Node, fn *funcs, opts []expr.Option, allFields bool)
 	if !c.native(root) {
 		return nil
 	}
-	f, err := c.boolOf(root)
-	if err != nil {
+	f := c.boolOf(root)
+	if c.err != nil {
 		return nil
 	}
 	return &Native{fn: f, Fallbacks: c.fallbacks}
@@ -124,47 +161,32 @@ func isStr(n ast.Node) bool { return kindOf(n) == reflect.String }
 
 func isInt(n ast.Node) bool { k := kindOf(n); return k == reflect.Int || k == reflect.Int64 }
 
-func (c *nativeCompiler) boolOf(n ast.Node) (boolFn, error) {
+func (c *nativeCompiler) boolOf(n ast.Node) boolFn {
 	switch x := n.(type) {
 	case *ast.BoolNode:
-		v := x.Value
-		return func(*Frame) (bool, error) { return v, nil }, nil
+		return constant(x.Value)
 	case *ast.UnaryNode:
 		if x.Operator == "!" || x.Operator == "not" {
-			in, err := c.boolOf(x.Node)
-			if err != nil {
-				return nil, err
-			}
-			return func(f *Frame) (bool, error) {
-				b, err := in(f)
-				return !b, err
-			}, nil
+			return map1(c.boolOf(x.Node), func(b bool) bool { return !b })
 		}
 	case *ast.BinaryNode:
 		switch x.Operator {
-		case "&&", "and", "||", "or":
-			l, err := c.boolOf(x.Left)
-			if err != nil {
-				return nil, err
+		case "&&", "and":
+			l, r := c.boolOf(x.Left), c.boolOf(x.Right)
+			return func(f *Frame) (bool, error) {
+				if b, err := l(f); !b || err != nil {
+					return false, err
+				}
+				return r(f)
 			}
-			r, err := c.boolOf(x.Right)
-			if err != nil {
-				return nil, err
-			}
-			if x.Operator == "&&" || x.Operator == "and" {
-				return func(f *Frame) (bool, error) {
-					if b, err := l(f); !b || err != nil {
-						return false, err
-					}
-					return r(f)
-				}, nil
-			}
+		case "||", "or":
+			l, r := c.boolOf(x.Left), c.boolOf(x.Right)
 			return func(f *Frame) (bool, error) {
 				if b, err := l(f); b || err != nil {
 					return b, err
 				}
 				return r(f)
-			}, nil
+			}
 		}
 	}
 	if leaf := c.boolLeaf(n); leaf != nil {
@@ -175,7 +197,7 @@ func (c *nativeCompiler) boolOf(n ast.Node) (boolFn, error) {
 
 // boolLeaf returns the builder of a native comparison or helper call, or
 // nil when n is not one.
-func (c *nativeCompiler) boolLeaf(n ast.Node) func() (boolFn, error) {
+func (c *nativeCompiler) boolLeaf(n ast.Node) func() boolFn {
 	switch x := n.(type) {
 	case *ast.BinaryNode:
 		l, r := x.Left, x.Right
@@ -184,46 +206,20 @@ func (c *nativeCompiler) boolLeaf(n ast.Node) func() (boolFn, error) {
 			neq := x.Operator == "!="
 			switch {
 			case isStr(l) && isStr(r):
-				return func() (boolFn, error) {
-					a, b, err := c.strPair(l, r)
-					if err != nil {
-						return nil, err
-					}
-					return func(f *Frame) (bool, error) {
-						x, err := a(f)
-						if err != nil {
-							return false, err
-						}
-						y, err := b(f)
-						return (x == y) != neq, err
-					}, nil
+				return func() boolFn {
+					return map2(c.strOf(l), c.strOf(r), func(a, b string) bool { return (a == b) != neq })
 				}
 			case isInt(l) && isInt(r):
-				return func() (boolFn, error) { return c.intCmp(l, r, x.Operator) }
+				return func() boolFn { return c.intCmp(l, r, x.Operator) }
 			case c.anyNative(l) && c.anyNative(r):
 				// Fields values: expr's own equality (3 == 3.0, nil == nil).
-				return func() (boolFn, error) {
-					a, err := c.anyOf(l)
-					if err != nil {
-						return nil, err
-					}
-					b, err := c.anyOf(r)
-					if err != nil {
-						return nil, err
-					}
-					return func(f *Frame) (bool, error) {
-						x, err := a(f)
-						if err != nil {
-							return false, err
-						}
-						y, err := b(f)
-						return runtime.Equal(x, y) != neq, err
-					}, nil
+				return func() boolFn {
+					return map2(c.anyOf(l), c.anyOf(r), func(a, b any) bool { return runtime.Equal(a, b) != neq })
 				}
 			}
 		case "<", ">", "<=", ">=":
 			if isInt(l) && isInt(r) {
-				return func() (boolFn, error) { return c.intCmp(l, r, x.Operator) }
+				return func() boolFn { return c.intCmp(l, r, x.Operator) }
 			}
 		case "in":
 			arr, ok := r.(*ast.ArrayNode)
@@ -239,9 +235,7 @@ func (c *nativeCompiler) boolLeaf(n ast.Node) func() (boolFn, error) {
 					}
 					set[s.Value] = struct{}{}
 				}
-				return func() (boolFn, error) {
-					return c.strTest(l, func(s string) bool { _, in := set[s]; return in })
-				}
+				return func() boolFn { return map1(c.strOf(l), func(s string) bool { _, in := set[s]; return in }) }
 			}
 			if isInt(l) {
 				var set []int64
@@ -252,18 +246,8 @@ func (c *nativeCompiler) boolLeaf(n ast.Node) func() (boolFn, error) {
 					}
 					set = append(set, int64(i.Value))
 				}
-				return func() (boolFn, error) {
-					a, err := c.intOf(l)
-					if err != nil {
-						return nil, err
-					}
-					return func(f *Frame) (bool, error) {
-						v, err := a(f)
-						return slices.Contains(set, v), err
-					}, nil
-				}
+				return func() boolFn { return map1(c.intOf(l), func(v int64) bool { return slices.Contains(set, v) }) }
 			}
-			return nil
 		case "contains", "startsWith", "endsWith":
 			if !isStr(l) || !isStr(r) {
 				return nil
@@ -271,7 +255,7 @@ func (c *nativeCompiler) boolLeaf(n ast.Node) func() (boolFn, error) {
 			op := map[string]func(string, string) bool{
 				"contains": strings.Contains, "startsWith": strings.HasPrefix, "endsWith": strings.HasSuffix,
 			}[x.Operator]
-			return func() (boolFn, error) { return c.strTest2(l, r, op) }
+			return func() boolFn { return map2(c.strOf(l), c.strOf(r), op) }
 		case "matches":
 			s, ok := r.(*ast.StringNode)
 			if !ok || !isStr(l) {
@@ -281,7 +265,7 @@ func (c *nativeCompiler) boolLeaf(n ast.Node) func() (boolFn, error) {
 			if err != nil {
 				return nil
 			}
-			return func() (boolFn, error) { return c.strTest(l, re.MatchString) }
+			return func() boolFn { return map1(c.strOf(l), re.MatchString) }
 		}
 	case *ast.CallNode:
 		return c.helperCall(x)
@@ -291,127 +275,117 @@ func (c *nativeCompiler) boolLeaf(n ast.Node) func() (boolFn, error) {
 
 // helperCall compiles a call of one of Vigil's helpers whose constant
 // arguments are literals.
-func (c *nativeCompiler) helperCall(x *ast.CallNode) func() (boolFn, error) {
+func (c *nativeCompiler) helperCall(x *ast.CallNode) func() boolFn {
 	id, ok := x.Callee.(*ast.IdentifierNode)
 	if !ok || len(x.Arguments) == 0 || !isStr(x.Arguments[0]) {
 		return nil
 	}
 	arg := x.Arguments[0]
-	constStr := func(i int) (string, bool) {
-		if i >= len(x.Arguments) {
-			return "", false
-		}
-		s, ok := x.Arguments[i].(*ast.StringNode)
-		if !ok {
-			return "", false
-		}
-		return s.Value, true
+	test := func(t func(string) bool) func() boolFn {
+		return func() boolFn { return map1(c.strOf(arg), t) }
 	}
-	constList := func(i int) ([]string, bool) {
-		if i >= len(x.Arguments) {
-			return nil, false
+	if len(x.Arguments) == 1 {
+		switch id.Value {
+		case "is_private":
+			return test(isPrivate)
+		case "is_public":
+			return test(isPublic)
 		}
-		arr, ok := x.Arguments[i].(*ast.ArrayNode)
-		if !ok {
-			return nil, false
-		}
-		out := make([]string, len(arr.Nodes))
-		for j, e := range arr.Nodes {
+		return nil
+	}
+	if len(x.Arguments) != 2 {
+		return nil
+	}
+	k, isConst := x.Arguments[1].(*ast.StringNode)
+	var list []string
+	if arr, ok := x.Arguments[1].(*ast.ArrayNode); ok {
+		for _, e := range arr.Nodes {
 			s, ok := e.(*ast.StringNode)
 			if !ok {
-				return nil, false
+				return nil
 			}
-			out[j] = s.Value
+			list = append(list, s.Value)
 		}
-		return out, true
 	}
-	one := func(test func(string) bool) func() (boolFn, error) {
-		if len(x.Arguments) != 1 {
+	withConst := func(t func(s, k string) bool, k string) func() boolFn {
+		if !isConst {
 			return nil
 		}
-		return func() (boolFn, error) { return c.strTest(arg, test) }
+		return test(func(s string) bool { return t(s, k) })
 	}
-	withConst := func(test func(s, k string) bool, prep func(string) string) func() (boolFn, error) {
-		k, ok := constStr(1)
-		if !ok || len(x.Arguments) != 2 {
-			return nil
-		}
-		k = prep(k)
-		return func() (boolFn, error) { return c.strTest(arg, func(s string) bool { return test(s, k) }) }
-	}
-	same := func(s string) string { return s }
 	switch id.Value {
-	case "is_private":
-		return one(isPrivate)
-	case "is_public":
-		return one(isPublic)
 	case "regex":
-		p, ok := constStr(1)
-		if !ok || len(x.Arguments) != 2 {
+		if !isConst {
 			return nil
 		}
-		re, err := c.fn.regex(p)
+		re, err := c.fn.regex(k.Value)
 		if err != nil {
 			return nil
 		}
-		return func() (boolFn, error) { return c.strTest(arg, re.match) }
-	case "icontains":
-		return withConst(containsFold, lowerConst)
-	case "istartswith":
-		return withConst(hasPrefixFold, lowerConst)
-	case "iendswith":
-		return withConst(hasSuffixFold, lowerConst)
-	case "iequals":
-		return withConst(strings.EqualFold, same)
-	case "icontains_any", "iequals_any":
-		list, ok := constList(1)
-		if !ok || len(x.Arguments) != 2 {
-			return nil
-		}
-		if id.Value == "icontains_any" {
-			for i := range list {
-				list[i] = lowerConst(list[i])
-			}
-		}
-		eq := id.Value == "iequals_any"
-		loop := func(s string) bool {
-			for _, k := range list {
-				if eq && strings.EqualFold(s, k) || !eq && containsFold(s, k) {
-					return true
-				}
-			}
-			return false
-		}
-		test := loop
-		if ac := asciiAC(list); !eq && ac != nil {
-			// One pass over s for all the literals instead of one per
-			// literal. The automaton answers true on any non-ASCII byte
-			// (Unicode folding can map one onto ASCII): the loop decides.
-			test = func(s string) bool {
-				if !ac.contains(s) {
-					return false
-				}
-				return isASCII(s) || loop(s)
-			}
-		}
-		return func() (boolFn, error) { return c.strTest(arg, test) }
+		return test(re.match)
 	case "cidr":
-		p, ok := constStr(1)
-		if !ok || len(x.Arguments) != 2 {
+		if !isConst {
 			return nil
 		}
-		pf, err := c.fn.prefix(p)
+		pf, err := c.fn.prefix(k.Value)
 		if err != nil {
 			return nil
 		}
-		return func() (boolFn, error) {
-			return c.strTest(arg, func(s string) bool {
-				a, err := netip.ParseAddr(strings.TrimSpace(s))
-				return err == nil && pf.Contains(a.Unmap())
-			})
+		return test(func(s string) bool {
+			a, err := netip.ParseAddr(strings.TrimSpace(s))
+			return err == nil && pf.Contains(a.Unmap())
+		})
+	case "icontains", "istartswith", "iendswith", "iequals":
+		if !isConst {
+			return nil
 		}
+		switch id.Value {
+		case "icontains":
+			return withConst(containsFold, lowerConst(k.Value))
+		case "istartswith":
+			return withConst(hasPrefixFold, lowerConst(k.Value))
+		case "iendswith":
+			return withConst(hasSuffixFold, lowerConst(k.Value))
+		}
+		return withConst(strings.EqualFold, k.Value)
+	case "icontains_any", "iequals_any":
+		if list == nil {
+			return nil
+		}
+		return test(anyOfList(list, id.Value == "iequals_any"))
 	}
 	return nil
+}
+
+// anyOfList is icontains_any / iequals_any over a constant list.
+func anyOfList(list []string, equal bool) func(string) bool {
+	if !equal {
+		list = slices.Clone(list)
+		for i := range list {
+			list[i] = lowerConst(list[i])
+		}
+	}
+	loop := func(s string) bool {
+		for _, k := range list {
+			if equal && strings.EqualFold(s, k) || !equal && containsFold(s, k) {
+				return true
+			}
+		}
+		return false
+	}
+	ac := asciiAC(list)
+	if equal || ac == nil {
+		return loop
+	}
+	// One pass over s for all the literals instead of one per literal. The
+	// automaton answers true on any non-ASCII byte (Unicode folding can
+	// map one onto ASCII): the loop decides.
+	return func(s string) bool {
+		if !ac.contains(s) {
+			return false
+		}
+		return isASCII(s) || loop(s)
+	}
 }
 
 // asciiAC returns a case-folding automaton over lower-case ASCII literals,
@@ -425,177 +399,73 @@ func asciiAC(lits []string) *acMatcher {
 	return newAC(lits, true)
 }
 
-func (c *nativeCompiler) strTest(n ast.Node, test func(string) bool) (boolFn, error) {
-	a, err := c.strOf(n)
-	if err != nil {
-		return nil, err
-	}
-	return func(f *Frame) (bool, error) {
-		s, err := a(f)
-		if err != nil {
-			return false, err
-		}
-		return test(s), nil
-	}, nil
+func (c *nativeCompiler) intCmp(l, r ast.Node, op string) boolFn {
+	cmp := map[string]func(x, y int64) bool{
+		"==": func(x, y int64) bool { return x == y },
+		"!=": func(x, y int64) bool { return x != y },
+		"<":  func(x, y int64) bool { return x < y },
+		">":  func(x, y int64) bool { return x > y },
+		"<=": func(x, y int64) bool { return x <= y },
+		">=": func(x, y int64) bool { return x >= y },
+	}[op]
+	return map2(c.intOf(l), c.intOf(r), cmp)
 }
 
-func (c *nativeCompiler) strTest2(l, r ast.Node, test func(string, string) bool) (boolFn, error) {
-	a, b, err := c.strPair(l, r)
-	if err != nil {
-		return nil, err
-	}
-	return func(f *Frame) (bool, error) {
-		x, err := a(f)
-		if err != nil {
-			return false, err
-		}
-		y, err := b(f)
-		if err != nil {
-			return false, err
-		}
-		return test(x, y), nil
-	}, nil
-}
-
-func (c *nativeCompiler) strPair(l, r ast.Node) (strFn, strFn, error) {
-	a, err := c.strOf(l)
-	if err != nil {
-		return nil, nil, err
-	}
-	b, err := c.strOf(r)
-	return a, b, err
-}
-
-func (c *nativeCompiler) intCmp(l, r ast.Node, op string) (boolFn, error) {
-	a, err := c.intOf(l)
-	if err != nil {
-		return nil, err
-	}
-	b, err := c.intOf(r)
-	if err != nil {
-		return nil, err
-	}
-	var cmp func(x, y int64) bool
-	switch op {
-	case "==":
-		cmp = func(x, y int64) bool { return x == y }
-	case "!=":
-		cmp = func(x, y int64) bool { return x != y }
-	case "<":
-		cmp = func(x, y int64) bool { return x < y }
-	case ">":
-		cmp = func(x, y int64) bool { return x > y }
-	case "<=":
-		cmp = func(x, y int64) bool { return x <= y }
-	case ">=":
-		cmp = func(x, y int64) bool { return x >= y }
-	}
-	return func(f *Frame) (bool, error) {
-		x, err := a(f)
-		if err != nil {
-			return false, err
-		}
-		y, err := b(f)
-		return cmp(x, y), err
-	}, nil
-}
-
-func (c *nativeCompiler) strOf(n ast.Node) (strFn, error) {
+func (c *nativeCompiler) strOf(n ast.Node) strFn {
 	switch x := n.(type) {
 	case *ast.StringNode:
-		v := x.Value
-		return func(*Frame) (string, error) { return v, nil }, nil
+		return constant(x.Value)
 	case *ast.IdentifierNode, *ast.MemberNode:
 		if fa, ok := fieldOf(n); ok && fa.kind == reflect.String {
-			return fa.str(), nil
+			return fa.str()
 		}
 	case *ast.BuiltinNode:
-		if x.Name == "string" && len(x.Arguments) == 1 && !isStr(x.Arguments[0]) && c.anyNative(x.Arguments[0]) {
-			a, err := c.anyOf(x.Arguments[0])
-			if err != nil {
-				return nil, err
-			}
-			return func(f *Frame) (string, error) {
-				v, err := a(f)
-				if s, ok := v.(string); ok || err != nil {
-					return s, err
-				}
-				return fmt.Sprintf("%v", v), nil // expr's string()
-			}, nil
+		if len(x.Arguments) != 1 {
+			break
 		}
-		if len(x.Arguments) == 1 && isStr(x.Arguments[0]) {
-			var conv func(string) string
-			switch x.Name {
-			case "lower":
-				conv = strings.ToLower
-			case "upper":
-				conv = strings.ToUpper
-			case "string":
-				conv = func(s string) string { return s }
+		a := x.Arguments[0]
+		if !isStr(a) {
+			if x.Name == "string" && c.anyNative(a) {
+				return map1(c.anyOf(a), func(v any) string {
+					if s, ok := v.(string); ok {
+						return s
+					}
+					return fmt.Sprintf("%v", v) // expr's string()
+				})
 			}
-			if conv != nil {
-				a, err := c.strOf(x.Arguments[0])
-				if err != nil {
-					return nil, err
-				}
-				return func(f *Frame) (string, error) {
-					s, err := a(f)
-					return conv(s), err
-				}, nil
-			}
+			break
+		}
+		switch x.Name {
+		case "lower":
+			return map1(c.strOf(a), strings.ToLower)
+		case "upper":
+			return map1(c.strOf(a), strings.ToUpper)
+		case "string":
+			return c.strOf(a)
 		}
 	case *ast.BinaryNode:
 		if x.Operator == "+" && isStr(x.Left) && isStr(x.Right) {
-			a, b, err := c.strPair(x.Left, x.Right)
-			if err != nil {
-				return nil, err
-			}
-			return func(f *Frame) (string, error) {
-				s, err := a(f)
-				if err != nil {
-					return "", err
-				}
-				t, err := b(f)
-				return s + t, err
-			}, nil
+			return map2(c.strOf(x.Left), c.strOf(x.Right), func(a, b string) string { return a + b })
 		}
 	}
-	any, err := c.fallback(n)
-	if err != nil {
-		return nil, err
-	}
-	return func(f *Frame) (string, error) {
-		v, err := any(f)
-		if err != nil {
-			return "", err
-		}
-		s, ok := v.(string)
-		if !ok {
-			return "", fmt.Errorf("%s is %T, not a string", n, v)
-		}
-		return s, nil
-	}, nil
+	return typed[string](c.fallback(n), n, "a string")
 }
 
-func (c *nativeCompiler) intOf(n ast.Node) (intFn, error) {
-	switch x := n.(type) {
+func (c *nativeCompiler) intOf(n ast.Node) intFn {
+	switch n.(type) {
 	case *ast.IntegerNode:
-		v := int64(x.Value)
-		return func(*Frame) (int64, error) { return v, nil }, nil
+		return constant(int64(n.(*ast.IntegerNode).Value))
 	case *ast.IdentifierNode, *ast.MemberNode:
 		if fa, ok := fieldOf(n); ok {
 			switch fa.kind {
 			case reflect.Int:
-				return fa.int(), nil
+				return fa.int()
 			case reflect.Int64:
-				return fa.int64(), nil
+				return fa.int64()
 			}
 		}
 	}
-	any, err := c.fallback(n)
-	if err != nil {
-		return nil, err
-	}
+	any := c.fallback(n)
 	return func(f *Frame) (int64, error) {
 		v, err := any(f)
 		if err != nil {
@@ -608,7 +478,27 @@ func (c *nativeCompiler) intOf(n ast.Node) (intFn, error) {
 			return i, nil
 		}
 		return 0, fmt.Errorf("%s is %T, not an integer", n, v)
-	}, nil
+	}
+}
+
+func (c *nativeCompiler) boolFallback(n ast.Node) boolFn {
+	return typed[bool](c.fallback(n), n, "a bool")
+}
+
+// typed asserts the type of a subtree's value.
+func typed[T any](a anyFn, n ast.Node, what string) fn[T] {
+	return func(f *Frame) (T, error) {
+		var zero T
+		v, err := a(f)
+		if err != nil {
+			return zero, err
+		}
+		t, ok := v.(T)
+		if !ok {
+			return zero, fmt.Errorf("%s is %T, not %s", n, v, what)
+		}
+		return t, nil
+	}
 }
 
 // errChainNil ends an optional chain (a?.b.c with a nil): the chain's
@@ -635,42 +525,33 @@ func (c *nativeCompiler) anyNative(n ast.Node) bool {
 }
 
 // anyOf compiles a value of any type; what anyNative refuses runs in expr.
-func (c *nativeCompiler) anyOf(n ast.Node) (anyFn, error) {
+func (c *nativeCompiler) anyOf(n ast.Node) anyFn {
 	if !c.anyNative(n) {
 		return c.fallback(n)
 	}
 	switch x := n.(type) {
 	case *ast.StringNode:
-		v := any(x.Value)
-		return func(*Frame) (any, error) { return v, nil }, nil
+		return constant[any](x.Value)
 	case *ast.IntegerNode:
-		v := any(x.Value)
-		return func(*Frame) (any, error) { return v, nil }, nil
+		return constant[any](x.Value)
 	case *ast.BoolNode:
-		v := any(x.Value)
-		return func(*Frame) (any, error) { return v, nil }, nil
+		return constant[any](x.Value)
 	case *ast.NilNode:
-		return func(*Frame) (any, error) { return nil, nil }, nil
+		return constant[any](nil)
 	case *ast.IdentifierNode: // Fields
 		all := c.allFields
-		return func(f *Frame) (any, error) { return f.fields(all), nil }, nil
+		return func(f *Frame) (any, error) { return f.fields(all), nil }
 	case *ast.ChainNode:
-		in, err := c.anyOf(x.Node)
-		if err != nil {
-			return nil, err
-		}
+		in := c.anyOf(x.Node)
 		return func(f *Frame) (any, error) {
 			v, err := in(f)
 			if err == errChainNil {
 				return nil, nil
 			}
 			return v, err
-		}, nil
-	case *ast.MemberNode:
-		obj, err := c.anyOf(x.Node)
-		if err != nil {
-			return nil, err
 		}
+	case *ast.MemberNode:
+		obj := c.anyOf(x.Node)
 		key, optional := x.Property.(*ast.StringNode).Value, x.Optional
 		return func(f *Frame) (any, error) {
 			o, err := obj(f)
@@ -684,61 +565,39 @@ func (c *nativeCompiler) anyOf(n ast.Node) (anyFn, error) {
 				return nil, errChainNil
 			}
 			return nil, fmt.Errorf("cannot fetch %s from %T", key, o)
-		}, nil
+		}
 	case *ast.BinaryNode: // ??
-		l, err := c.anyOf(x.Left)
-		if err != nil {
-			return nil, err
-		}
-		r, err := c.anyOf(x.Right)
-		if err != nil {
-			return nil, err
-		}
+		l, r := c.anyOf(x.Left), c.anyOf(x.Right)
 		return func(f *Frame) (any, error) {
 			v, err := l(f)
 			if err != nil || !runtime.IsNil(v) {
 				return v, err
 			}
 			return r(f)
-		}, nil
+		}
 	}
 	return c.fallback(n)
 }
 
-func (c *nativeCompiler) boolFallback(n ast.Node) (boolFn, error) {
-	any, err := c.fallback(n)
-	if err != nil {
-		return nil, err
-	}
-	return func(f *Frame) (bool, error) {
-		v, err := any(f)
-		if err != nil {
-			return false, err
-		}
-		b, ok := v.(bool)
-		if !ok {
-			return false, fmt.Errorf("%s is %T, not a bool", n, v)
-		}
-		return b, nil
-	}, nil
-}
-
 // fallback compiles the subtree as a program of its own, run by the
-// frame's VM.
-func (c *nativeCompiler) fallback(n ast.Node) (anyFn, error) {
+// frame's VM (after decoding Fields, when the subtree reads them).
+func (c *nativeCompiler) fallback(n ast.Node) anyFn {
 	p, err := expr.Compile(n.String(), c.opts...)
 	if err != nil {
-		return nil, fmt.Errorf("subtree %s: %w", n, err)
+		if c.err == nil {
+			c.err = fmt.Errorf("subtree %s: %w", n, err)
+		}
+		return constant[any](nil)
 	}
 	c.fallbacks++
-	if readsFields(n) {
-		all := c.allFields
-		return func(f *Frame) (any, error) {
-			f.fields(all)
-			return f.VM.Run(p, f.Env)
-		}, nil
+	if !readsFields(n) {
+		return func(f *Frame) (any, error) { return f.VM.Run(p, f.Env) }
 	}
-	return func(f *Frame) (any, error) { return f.VM.Run(p, f.Env) }, nil
+	all := c.allFields
+	return func(f *Frame) (any, error) {
+		f.fields(all)
+		return f.VM.Run(p, f.Env)
+	}
 }
 
 func readsFields(n ast.Node) bool {
