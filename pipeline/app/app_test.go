@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -19,6 +20,7 @@ import (
 	"github.com/vigil-sec/vigil/pipeline/app"
 	"github.com/vigil-sec/vigil/pipeline/config"
 	"github.com/vigil-sec/vigil/pipeline/dev"
+	"github.com/vigil-sec/vigil/pipeline/event"
 	"github.com/vigil-sec/vigil/pipeline/incident"
 	"github.com/vigil-sec/vigil/pipeline/kafkatest"
 	vrt "github.com/vigil-sec/vigil/pipeline/runtime"
@@ -199,10 +201,17 @@ func TestProcessEventBecomesIncident(t *testing.T) {
 }
 
 // The demo attack, end to end through Kafka: a risky sign-in, encoded
-// PowerShell, then an LSASS dump on the user's device. The chained rule
-// (sign-in alert keyed by user, LSASS alert keyed by device, re-entering
-// the correlate stage as alert events) fires, and the incident stage puts
-// the story in one incident that holds the user and the device.
+// PowerShell, a connection from the device, an LSASS dump on the user's
+// device, then a network logon from the device's address to a file
+// server. The chained rule (sign-in alert keyed by user, LSASS alert keyed
+// by device, re-entering the correlate stage as alert events) fires, and
+// the incident stage puts the story in one incident that holds the user
+// and the device.
+//
+// endpoint.credential_theft_then_network_logon fires only through entity
+// enrichment: the LSASS process event names no IP; the table learned the
+// device's address from its connection, so the LSASS alert carries it and
+// is keyed by it, like the logon on the file server that comes from it.
 func TestDemoAttackChainsIntoOneIncident(t *testing.T) {
 	a := newApp(t)
 	runApp(t, a)
@@ -210,13 +219,15 @@ func TestDemoAttackChainsIntoOneIncident(t *testing.T) {
 		t.Fatal(err)
 	}
 	in := waitIncident(t, a, func(in *incident.Incident) bool {
-		return strings.Contains(strings.Join(in.Rules, ","), "identity.risky_signin_then_lsass")
+		return slices.Contains(in.Rules, "identity.risky_signin_then_lsass") &&
+			slices.Contains(in.Rules, "endpoint.credential_theft_then_network_logon")
 	})
 	ents := map[string]bool{}
 	for _, e := range in.Entities {
 		ents[string(e.Type)+"="+e.Value] = true
 	}
-	for _, want := range []string{"user=jordan.reyes@fabrikam-demo.example", "device=ws-fin-07.fabrikam-demo.example"} {
+	for _, want := range []string{"user=jordan.reyes@fabrikam-demo.example", "device=ws-fin-07.fabrikam-demo.example",
+		"ip=10.20.30.41", "device=srv-file-01.fabrikam-demo.example"} {
 		if !ents[want] {
 			t.Errorf("incident lacks %s: %v", want, in.Entities)
 		}
@@ -292,5 +303,139 @@ func TestRulesReloadWithoutRestart(t *testing.T) {
 	in := waitIncident(t, a, func(in *incident.Incident) bool { return in.Severity == "high" })
 	if !strings.Contains(in.Title, "second.exe") {
 		t.Errorf("incident %q is not from the edited rule", in.Title)
+	}
+}
+
+// Invented entities of the enrichment hand-off test.
+const (
+	handoffUser   = "lee.park@contoso-test.example"
+	handoffDevice = "ws-eng-31.contoso-test.example"
+	handoffIP     = "10.61.4.31"
+)
+
+// handoffRecords is one Defender XDR streaming-API message of two rows:
+// lee.park logs on interactively to ws-eng-31 (DeviceLogonEvents: device →
+// user), and ws-eng-31 connects out from 10.61.4.31 as SYSTEM
+// (DeviceNetworkEvents: ip → device; a service account forms no user
+// association). Neither row alone ties the IP to the user.
+func handoffRecords(ts time.Time) []byte {
+	t := ts.UTC().Format(time.RFC3339Nano)
+	return fmt.Appendf(nil, `{"records":[`+
+		`{"time":%[1]q,"tenantId":"0b7e5c2a-1d3f-4e6a-8b9c-0d1e2f3a4b5c","operationName":"Publish","category":"AdvancedHunting-DeviceLogonEvents","properties":{"AccountDomain":"contoso-test","AccountName":"lpark","AccountObjectId":"6a1f0c3e-9d2b-4e7a-8c5f-1b3d5e7f9a0c","AccountSid":"S-1-5-21-2233445566-778899001-1122334455-3101","AccountUpn":%[2]q,"ActionType":"LogonSuccess","DeviceId":"9e8d7c6b5a4f3e2d1c0b9a8f7e6d5c4b3a2f1e0d","DeviceName":%[3]q,"InitiatingProcessFileName":"lsass.exe","IsLocalAdmin":false,"LogonId":7340021,"LogonType":"Interactive","Protocol":"Negotiate","ReportId":9101,"Timestamp":%[1]q},"Tenant":"DefaultTenant"},`+
+		`{"time":%[1]q,"tenantId":"0b7e5c2a-1d3f-4e6a-8b9c-0d1e2f3a4b5c","operationName":"Publish","category":"AdvancedHunting-DeviceNetworkEvents","properties":{"ActionType":"ConnectionSuccess","DeviceId":"9e8d7c6b5a4f3e2d1c0b9a8f7e6d5c4b3a2f1e0d","DeviceName":%[3]q,"InitiatingProcessAccountDomain":"nt authority","InitiatingProcessAccountName":"system","InitiatingProcessFileName":"svchost.exe","InitiatingProcessId":1280,"LocalIP":%[4]q,"LocalIPType":"Private","LocalPort":49822,"Protocol":"Tcp","RemoteIP":"10.61.0.5","RemoteIPType":"Private","RemotePort":53,"ReportId":9102,"Timestamp":%[1]q},"Tenant":"DefaultTenant"}]}`,
+		t, handoffUser, handoffDevice, handoffIP)
+}
+
+// nsgFlowRecord is an NSG flow log (version 1) with one allowed outbound
+// tuple from src to dst:dport: IPs only, no user, no device.
+func nsgFlowRecord(ts time.Time, src, dst string, dport int) []byte {
+	return fmt.Appendf(nil, `{"records":[{"time":%q,"systemId":"4f2a6c8e-0b1d-4e3f-a5c7-9e1b3d5f7a9c","macAddress":"000D3A61041F","category":"NetworkSecurityGroupFlowEvent","resourceId":"/SUBSCRIPTIONS/2C4E6A8B-1D3F-4A5B-9C7D-0E2F4A6B8C0D/RESOURCEGROUPS/ENG-NET/PROVIDERS/MICROSOFT.NETWORK/NETWORKSECURITYGROUPS/ENG-NSG","operationName":"NetworkSecurityGroupFlowEvents","properties":{"Version":1,"flows":[{"rule":"UserRule_AllowInternal","flows":[{"mac":"000D3A61041F","flowTuples":["%d,%s,%s,51533,%d,T,O,A"]}]}]}}]}`,
+		ts.UTC().Format(time.RFC3339Nano), ts.Unix(), src, dst, dport)
+}
+
+// eventReader reads one events.<keyspace> topic, committed records only,
+// decoding each with pipeline/event.
+type eventReader struct {
+	t  *testing.T
+	cl *kgo.Client
+}
+
+func newEventReader(t *testing.T, topic string) eventReader {
+	return eventReader{t, kafkatest.Client(t, kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()))}
+}
+
+type keyedEvent struct {
+	key string
+	ev  event.Event
+}
+
+// until reads until an event satisfies ok, returning every event read.
+// With wait, it returns what arrived once nothing has for that long.
+func (r eventReader) until(what string, ok func(keyedEvent) bool, wait time.Duration) []keyedEvent {
+	r.t.Helper()
+	var out []keyedEvent
+	for deadline := time.Now().Add(45 * time.Second); time.Now().Before(deadline); {
+		ctx, cancel := context.WithTimeout(context.Background(), min(wait, time.Until(deadline)))
+		fs := r.cl.PollFetches(ctx)
+		cancel()
+		if fs.NumRecords() == 0 && wait < 45*time.Second {
+			return out
+		}
+		found := false
+		fs.EachRecord(func(rec *kgo.Record) {
+			var ke keyedEvent
+			if err := event.Unmarshal(rec.Value, &ke.ev); err != nil {
+				r.t.Fatalf("record on %s is not an event: %v", rec.Topic, err)
+			}
+			ke.key = string(rec.Key)
+			out = append(out, ke)
+			found = found || ok(ke)
+		})
+		if found {
+			return out
+		}
+	}
+	r.t.Fatalf("%s: not within 45s", what)
+	return nil
+}
+
+// A flow record names only IPs. Once Defender has told the entity table
+// which device holds the IP and who is logged on there, the flow is
+// enriched and also written to events.user under that user, so a rule
+// `by: user` sees it; before, the same flow from the same IP is not.
+func TestFlowIsKeyedByUserThroughEnrichment(t *testing.T) {
+	a := newApp(t)
+	runApp(t, a)
+	cl := kafkatest.Client(t)
+	byIP := newEventReader(t, a.Cfg.Topics.Events(event.KeyIP))
+	byUser := newEventReader(t, a.Cfg.Topics.Events(event.KeyUser))
+	isFlow := func(dport int) func(keyedEvent) bool {
+		return func(ke keyedEvent) bool { return ke.ev.Source == "network.NSGFlow" && ke.ev.DstPort == dport }
+	}
+	produce := func(source string, value []byte) {
+		t.Helper()
+		if err := cl.ProduceSync(context.Background(), &kgo.Record{Topic: a.Cfg.Topics.Raw(source), Value: value}).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	now := time.Now().UTC()
+
+	// Before: the table knows nothing of the IP.
+	produce("network", nsgFlowRecord(now.Add(-4*time.Minute), handoffIP, "10.61.9.9", 3389))
+	byIP.until("first flow on events.ip", func(ke keyedEvent) bool { return isFlow(3389)(ke) && ke.key == handoffIP }, 45*time.Second)
+	// The user topic was written in the same transaction: it is visible now.
+	for _, ke := range byUser.until("", func(keyedEvent) bool { return false }, 2*time.Second) {
+		if isFlow(3389)(ke) {
+			t.Fatalf("flow without enrichment keyed on events.user as %q (related %+v)", ke.key, ke.ev.Related)
+		}
+	}
+
+	// Defender tells the table: user on device, device on IP.
+	produce("defender", handoffRecords(now.Add(-3*time.Minute)))
+	byUser.until("the logon on events.user", func(ke keyedEvent) bool {
+		return ke.ev.Source == "defender.DeviceLogonEvents" && ke.key == handoffUser
+	}, 45*time.Second)
+
+	// After: the same kind of flow from the IP is the user's.
+	produce("network", nsgFlowRecord(now.Add(-time.Minute), handoffIP, "10.61.9.9", 445))
+	got := byUser.until("the second flow on events.user (enriched with the user)", isFlow(445), 45*time.Second)
+	var flow keyedEvent
+	for _, ke := range got {
+		if isFlow(3389)(ke) {
+			t.Errorf("the first flow reached events.user late, as %q", ke.key)
+		}
+		if isFlow(445)(ke) {
+			flow = ke
+		}
+	}
+	if flow.key != handoffUser {
+		t.Fatalf("enriched flow keyed %q on events.user, want %q", flow.key, handoffUser)
+	}
+	if flow.ev.User != "" || flow.ev.SrcIP != handoffIP {
+		t.Errorf("flow event user %q src %q: enrichment must not invent a User, only Related", flow.ev.User, flow.ev.SrcIP)
+	}
+	if !slices.Equal(flow.ev.Related.Users, []string{handoffUser}) || !slices.Equal(flow.ev.Related.Devices, []string{handoffDevice}) {
+		t.Errorf("flow related %+v, want user %s and device %s", flow.ev.Related, handoffUser, handoffDevice)
 	}
 }

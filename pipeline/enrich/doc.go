@@ -15,17 +15,26 @@
 // one prefix scan) behind a golang-lru cache of entities, each entry
 // holding an entity's neighbour lists, most recent first. Pebble runs
 // without a write-ahead log: the topic is the durable copy and Follow
-// replays it on every start.
+// replays it on every start. The local copy survives a restart only when
+// Close ran with no Txn open; after a crash it may hold flushed changes of
+// a transaction that never committed, so Open starts empty.
 //
 // The copies are shared through the compacted `entities` topic:
 //
-//	partition worker:  ev ─▶ Observe(ev) ─▶ []Change ─▶ entities topic (in the stage's transaction)
+//	partition worker:  ev ─▶ Txn.Observe(ev) ─▶ []Change ─▶ entities topic (in the stage's transaction)
 //	                         Enrich(ev)  ─▶ ev.Related, ev.User/UserID ─▶ keyed to events.<keyspace>
+//	transaction committed:  Txn.Commit (the changes are final)
+//	transaction aborted:    Txn.Abort (the table is back to what it held
+//	                        before the batch), then the records are re-processed
 //	every process:     entities topic ─▶ Follow ─▶ Apply (any worker's records, own included)
-//	transaction aborted:  Forget(the batch's changes), then the records are re-processed
 //
 // Call Observe before Enrich for each event, so an event is enriched with
-// what it itself asserts alongside what was known before. A record key is
+// what it itself asserts alongside what was known before. The table is
+// shared by every partition of the process, so an aborted batch must not
+// leave its associations behind: the re-processed records would find them
+// known and publish nothing, and no other process would learn them (see
+// Txn). Table.Observe, without a Txn, is for callers whose changes cannot
+// fail to be published (tests, offline replays). A record key is
 // the association's forward key (kind letter, left entity, 0x00, right
 // entity); the value is a version byte (1) and the last-seen time as
 // big-endian unix nanoseconds; a tombstone (nil value) removes the
@@ -132,4 +141,10 @@
 // is 22–24 µs per event. It started at 80 µs; a 64 MiB block cache and
 // the local key layout that loads an entity with one scan brought it down.
 // New associations come at the rate of new entities, not of events.
+// Through a Txn, as the normalize stage observes (BenchmarkTxnObserveNew,
+// committed every 500 events), learning is 33–40 µs per event: the
+// journal reads each new association's previous value from Pebble (a
+// miss costs about 5 µs) and keeps an entry until the commit; steady
+// state, which writes nothing, costs the same as without (2026-11-26,
+// same machine, load average 1.0–1.3).
 package enrich

@@ -124,6 +124,9 @@ type Table struct {
 	clock int64 // newest event time seen (Observe and Apply), unix ns
 	sweep int64 // clock value at which Observe sweeps next
 	stats Stats
+	// undo holds, for each association changed by a Txn that has not
+	// ended, what the table held before (see txn.go), by forward key.
+	undo map[string]*undo
 
 	// scratch, reused under mu
 	key     []byte
@@ -254,19 +257,60 @@ func Open(dir string, opts Options) (*Table, error) {
 	if err != nil {
 		return nil, fmt.Errorf("enrich: open pebble at %s: %w", dir, err)
 	}
+	if err := openClean(db); err != nil {
+		_ = db.Close()
+		return nil, fmt.Errorf("enrich: open %s: %w", dir, err)
+	}
 	cache, err := simplelru.NewLRU[cacheKey, *entity](opts.CacheSize, nil)
 	if err != nil {
 		_ = db.Close()
 		return nil, fmt.Errorf("enrich: cache: %w", err)
 	}
-	return &Table{db: db, opts: opts, cache: cache}, nil
+	return &Table{db: db, opts: opts, cache: cache, undo: map[string]*undo{}}, nil
+}
+
+// cleanKey marks a store that Close flushed with no Txn open. It sorts
+// before every association key (their first byte is a namespace, 1–4).
+var cleanKey = []byte{0, 'c', 'l', 'e', 'a', 'n'}
+
+// openClean keeps the local copy only if the last run closed it cleanly,
+// and removes the mark. Without a write-ahead log, a crash loses the
+// memtable but not what Pebble had already flushed, which may include
+// changes of a transaction that never committed (Abort did not run):
+// such a copy is wiped, and Follow rebuilds it from the topic. Writes
+// reach disk in order, so once anything written after this point is
+// flushed, the mark's deletion is too.
+func openClean(db *pebble.DB) error {
+	_, closer, err := db.Get(cleanKey)
+	if err == nil {
+		_ = closer.Close()
+		return db.Delete(cleanKey, pebble.NoSync)
+	}
+	if !errors.Is(err, pebble.ErrNotFound) {
+		return err
+	}
+	// Not closed cleanly (or new): start empty.
+	if err := db.DeleteRange([]byte{0}, []byte{0xff}, pebble.NoSync); err != nil {
+		return err
+	}
+	return db.Flush()
 }
 
 // Close flushes and closes the Pebble store. The table must not be used
-// afterwards.
+// afterwards. The next Open keeps the local copy only if no Txn was open
+// (every change then is on the topic); otherwise it starts empty.
 func (t *Table) Close() error {
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	if len(t.undo) == 0 {
+		if err := t.db.Set(cleanKey, nil, pebble.NoSync); err != nil {
+			_ = t.db.Close()
+			return fmt.Errorf("enrich: mark clean: %w", err)
+		}
+	} else {
+		t.opts.Logger.Warn().Str("component", "enrich").Int("associations", len(t.undo)).
+			Msg("entity table closed with uncommitted changes; the next start rebuilds it from the entities topic")
+	}
 	if err := t.db.Flush(); err != nil {
 		_ = t.db.Close()
 		return fmt.Errorf("enrich: flush: %w", err)
@@ -335,9 +379,17 @@ func (t *Table) advance(ts int64) {
 // next expiry sweep. The table already holds the changes; applying them
 // again (Follow reading them back) is a no-op. Call Observe before Enrich
 // for the same event.
+//
+// The changes are final at once: a caller whose publication can fail
+// (a Kafka transaction) observes through a Txn instead.
 func (t *Table) Observe(ev *event.Event) ([]Change, error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	return t.observe(ev, nil)
+}
+
+// observe is Observe, journaling the changes in x when x is not nil.
+func (t *Table) observe(ev *event.Event, x *Txn) ([]Change, error) {
 	t.stats.Observed++
 	ts := t.eventTime(ev)
 	if ts == 0 {
@@ -360,6 +412,9 @@ func (t *Table) Observe(ev *event.Event) ([]Change, error) {
 				continue
 			}
 			val := encodeValue(ts)
+			if err := t.journal(x, a.kind, a.left, a.right, val); err != nil {
+				return out, err
+			}
 			if err := t.store(a.kind, a.left, a.right, val, ts); err != nil {
 				return out, err
 			}
@@ -368,7 +423,7 @@ func (t *Table) Observe(ev *event.Event) ([]Change, error) {
 		}
 	}
 	if t.clock >= t.sweep {
-		tomb, err := t.expire()
+		tomb, err := t.expire(x)
 		out = append(out, tomb...)
 		if err != nil {
 			return out, err
@@ -383,10 +438,11 @@ func (t *Table) Observe(ev *event.Event) ([]Change, error) {
 func (t *Table) Expire() ([]Change, error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	return t.expire()
+	return t.expire(nil)
 }
 
-func (t *Table) expire() ([]Change, error) {
+// expire sweeps, journaling the tombstones in x when x is not nil.
+func (t *Table) expire(x *Txn) ([]Change, error) {
 	t.sweep = t.clock + int64(t.opts.SweepEvery)
 	if t.clock == 0 {
 		return nil, nil
@@ -426,39 +482,18 @@ func (t *Table) expire() ([]Change, error) {
 		if err != nil {
 			return nil, fmt.Errorf("enrich: sweep: %w", err)
 		}
+		if err := t.journal(x, kind, l, r, nil); err != nil {
+			return nil, err
+		}
 		if err := t.remove(kind, l, r); err != nil {
 			return nil, err
 		}
 	}
+	if x != nil && len(out) > 0 {
+		x.swept = true
+	}
 	t.stats.Expired += uint64(len(out))
 	return out, nil
-}
-
-// Forget undoes changes that Observe returned but that never reached the
-// entities topic (their transaction aborted): it removes the associations
-// they set from the local table, so that re-processing the same events
-// learns and returns them again. Without it the local copy would be ahead
-// of the topic, and other workers would learn those associations only
-// when they are next refreshed. Tombstones are skipped: every worker
-// sweeps on its own. A refresh that is forgotten also drops the older
-// last-seen time locally until the event is re-processed or Follow
-// replays the topic at the next start.
-func (t *Table) Forget(changes []Change) error {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	for _, c := range changes {
-		if c.Value == nil {
-			continue
-		}
-		kind, l, r, err := parseKey(c.Key)
-		if err != nil {
-			return err
-		}
-		if err := t.remove(kind, l, r); err != nil {
-			return err
-		}
-	}
-	return nil
 }
 
 // Apply applies a record read from the entities topic, written by any
@@ -475,10 +510,18 @@ func (t *Table) Apply(key, value []byte) error {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if len(value) == 0 { // a tombstone: franz-go gives a null value as nil
+		if err := t.journal(nil, kind, l, r, nil); err != nil {
+			return err
+		}
 		return t.remove(kind, l, r)
 	}
 	seen, err := decodeValue(value)
 	if err != nil {
+		return err
+	}
+	// Committed by someone: what an aborted Txn restores must include it,
+	// even when the Txn's own newer value hides it below.
+	if err := t.journal(nil, kind, l, r, value); err != nil {
 		return err
 	}
 	t.advance(seen)

@@ -372,36 +372,3 @@ func TestOptionsValidate(t *testing.T) {
 		}
 	}
 }
-
-// After an aborted transaction the same events are processed again; the
-// changes they produced must come out again, or no worker would learn them.
-func TestForgetAfterAbort(t *testing.T) {
-	tb := openTable(t, Options{})
-	evs := []*event.Event{
-		signIn(at(0), alice, aliceOID, homeIP, laptop, event.OutcomeSuccess),
-		netConn(at(time.Minute), "ConnectionSuccess", ws17, alice, ip17, extIP),
-	}
-	first := observe(t, tb, evs...)
-	if len(first) != 5 {
-		t.Fatalf("%d changes, want 5", len(first))
-	}
-	if again := observe(t, tb, evs...); len(again) != 0 {
-		t.Fatalf("re-processing without Forget: %d changes, want 0", len(again))
-	}
-	if err := tb.Forget(first); err != nil {
-		t.Fatal(err)
-	}
-	f := enrich(t, tb, flow(at(2*time.Minute), ip17, extIP))
-	if !f.Related.IsZero() {
-		t.Errorf("forgotten associations still enrich: %+v", f.Related)
-	}
-	again := observe(t, tb, evs...)
-	if len(again) != len(first) {
-		t.Fatalf("re-processing after Forget: %d changes, want %d", len(again), len(first))
-	}
-	for i := range first {
-		if !bytes.Equal(first[i].Key, again[i].Key) || !bytes.Equal(first[i].Value, again[i].Value) {
-			t.Errorf("change %d: %q=%x, first time %q=%x", i, again[i].Key, again[i].Value, first[i].Key, first[i].Value)
-		}
-	}
-}

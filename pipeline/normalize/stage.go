@@ -28,11 +28,26 @@ type StageTopics struct {
 }
 
 // Enricher learns entity associations from events and adds related
-// entities to them (enrich.Table implements it). Observe returns the
-// association changes to publish on the entities topic.
+// entities to them (pipeline/app adapts enrich.Table to it). One Enricher
+// serves every partition of the process.
 type Enricher interface {
-	Observe(ev *event.Event) ([]EntityChange, error)
+	// Txn starts what one partition learns, batch after batch.
+	Txn() EntityTxn
 	Enrich(ev *event.Event) error
+}
+
+// EntityTxn learns entity associations for one partition. Observe applies
+// them at once (so the partition's next events, and other partitions, are
+// enriched with them) and returns the changes to publish on the entities
+// topic in the batch's transaction. Commit says the transaction
+// committed; Abort that it did not, and the Enricher must forget the
+// changes since the last Commit: the records will be processed again, and
+// if the Enricher kept their associations it would publish nothing the
+// second time, so no other process would learn them.
+type EntityTxn interface {
+	Observe(ev *event.Event) ([]EntityChange, error)
+	Commit() error
+	Abort() error
 }
 
 // EntityChange is one association record for the entities topic; a nil
@@ -61,15 +76,23 @@ func Stage(t StageTopics, keyspaces []event.Keyspace, en Enricher) runtime.Stage
 		Outputs: outs,
 		DLQ:     t.DLQ,
 		New: func(p runtime.Partition) (runtime.Processor, error) {
-			return &stageProcessor{t: t, kss: keyspaces, en: en, hint: strings.TrimPrefix(p.Topic, t.RawPrefix)}, nil
+			sp := &stageProcessor{t: t, kss: keyspaces, en: en, hint: strings.TrimPrefix(p.Topic, t.RawPrefix)}
+			if en != nil {
+				sp.tx = en.Txn()
+			}
+			return sp, nil
 		},
 	}
 }
 
+// stageProcessor implements runtime.Committer: the entity table is shared
+// by the process's partitions, outside the transaction, so what a batch
+// taught it is undone when the batch does not commit.
 type stageProcessor struct {
 	t    StageTopics
 	kss  []event.Keyspace
 	en   Enricher
+	tx   EntityTxn // nil without an Enricher
 	hint string
 	buf  []byte
 }
@@ -94,7 +117,7 @@ func (p *stageProcessor) Process(_ context.Context, rec *kgo.Record, out *runtim
 	for i := range evs {
 		ev := &evs[i]
 		if p.en != nil {
-			changes, err := p.en.Observe(ev)
+			changes, err := p.tx.Observe(ev)
 			if err != nil {
 				return runtime.Fatal(fmt.Errorf("entity table: %w", err))
 			}
@@ -124,4 +147,27 @@ func (p *stageProcessor) Process(_ context.Context, rec *kgo.Record, out *runtim
 }
 
 func (p *stageProcessor) EndBatch(context.Context, *runtime.Output) error { return nil }
-func (p *stageProcessor) Close() error                                    { return nil }
+
+// Committed makes the batch's entity changes final: they are on the
+// entities topic.
+func (p *stageProcessor) Committed() error {
+	if p.tx == nil {
+		return nil
+	}
+	if err := p.tx.Commit(); err != nil {
+		return fmt.Errorf("normalize: entity table: %w", err)
+	}
+	return nil
+}
+
+// Close forgets the entity changes of a batch that did not commit (the
+// runner closes the processors of an aborted or crashed batch).
+func (p *stageProcessor) Close() error {
+	if p.tx == nil {
+		return nil
+	}
+	if err := p.tx.Abort(); err != nil {
+		return fmt.Errorf("normalize: entity table: forget uncommitted changes: %w", err)
+	}
+	return nil
+}

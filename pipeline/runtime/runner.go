@@ -279,7 +279,7 @@ func (r *Runner) Run(ctx context.Context) error {
 // process would.
 func (r *Runner) abandon(kc *kgo.Client) {
 	for k, w := range r.workers {
-		w.close()
+		w.close(r.log)
 		delete(r.workers, k)
 	}
 	kc.Close()
@@ -293,7 +293,7 @@ func (r *Runner) dropStale() {
 	for k := range stale {
 		if w, ok := r.workers[k]; ok {
 			r.log.Info().Str("topic", k.topic).Int32("partition", k.partition).Msg("partition revoked; closing")
-			w.close()
+			w.close(r.log)
 			delete(r.workers, k)
 		}
 	}
@@ -348,14 +348,16 @@ func (r *Runner) openAssigned(ctx context.Context, adm *kadm.Client) error {
 
 func (r *Runner) closeAll() {
 	for k, w := range r.workers {
-		w.close()
+		w.close(r.log)
 		delete(r.workers, k)
 	}
 }
 
-func (w *worker) close() {
+func (w *worker) close(log zerolog.Logger) {
 	if w.proc != nil {
-		_ = w.proc.Close()
+		if err := w.proc.Close(); err != nil {
+			log.Error().Err(err).Str("topic", w.tp.topic).Int32("partition", w.tp.partition).Msg("closing partition processor")
+		}
 	}
 	if w.store != nil {
 		w.store.Abort()
@@ -443,7 +445,9 @@ func (r *Runner) batch(ctx context.Context, fetches kgo.Fetches, cl client, sess
 	if idle && recs == 0 && sess != nil {
 		// Nothing happened: end the empty transaction cheaply.
 		_, err := sess.End(ctx, kgo.TryAbort)
-		r.discard(active)
+		if derr := r.discard(active); derr != nil {
+			return Fatal(errors.Join(err, derr))
+		}
 		return err
 	}
 
@@ -484,6 +488,9 @@ func (r *Runner) batch(ctx context.Context, fetches kgo.Fetches, cl client, sess
 
 	// Outputs are durable: commit local state, then (at-least-once) offsets.
 	if err := r.commitStores(active); err != nil {
+		return Fatal(err)
+	}
+	if err := r.committed(active); err != nil {
 		return Fatal(err)
 	}
 	if sess == nil {
@@ -547,14 +554,30 @@ func (r *Runner) commitStores(active []*worker) error {
 	return nil
 }
 
-// discard drops staged state of an ended empty transaction.
-func (r *Runner) discard(active []*worker) {
+// discard drops staged state of an ended empty transaction. The batch
+// produced nothing and will not be re-run, so for processors it is over.
+func (r *Runner) discard(active []*worker) error {
 	for _, w := range active {
 		if w.store != nil {
 			w.store.Abort()
 		}
 		w.out, w.last = nil, nil
 	}
+	return r.committed(active)
+}
+
+// committed tells the batch's processors that implement Committer that
+// their batch is final.
+func (r *Runner) committed(active []*worker) error {
+	var errs []error
+	for _, w := range active {
+		if c, ok := w.proc.(Committer); ok {
+			if err := c.Committed(); err != nil {
+				errs = append(errs, fmt.Errorf("stage %s: %s/%d: committed: %w", r.stage.Name, w.tp.topic, w.tp.partition, err))
+			}
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // dropAll closes the workers of an aborted batch: their in-memory state
@@ -562,7 +585,7 @@ func (r *Runner) discard(active []*worker) {
 // rebuilt from their stores on the next record.
 func (r *Runner) dropAll(active []*worker) {
 	for _, w := range active {
-		w.close()
+		w.close(r.log)
 		delete(r.workers, w.tp)
 	}
 }
@@ -610,7 +633,7 @@ func (r *Runner) open(ctx context.Context, k tp, first int64, adm *kadm.Client) 
 	}
 	proc, err := r.stage.New(Partition{Topic: k.topic, Partition: k.partition, Store: w.store})
 	if err != nil {
-		w.close()
+		w.close(r.log)
 		return nil, fmt.Errorf("stage %s: processor for %s/%d: %w", r.stage.Name, k.topic, k.partition, err)
 	}
 	w.proc = proc

@@ -328,3 +328,86 @@ func TestRunnerAtLeastOnce(t *testing.T) {
 		t.Errorf("dlq has %d records, want 1", len(dlq))
 	}
 }
+
+// committerProc counts the records it processed since the runner last
+// told it that its batch committed, and reports at Close how many were
+// left: work a Committer must undo.
+type committerProc struct {
+	out       string
+	pending   int
+	committed *atomic.Int32 // records whose batch was reported committed
+	leftOpen  *atomic.Int32 // records pending at Close
+}
+
+func (c *committerProc) Process(_ context.Context, rec *kgo.Record, out *runtime.Output) error {
+	c.pending++
+	out.Emit(c.out, rec.Key, rec.Value)
+	return nil
+}
+func (c *committerProc) EndBatch(context.Context, *runtime.Output) error { return nil }
+func (c *committerProc) Committed() error {
+	c.committed.Add(int32(c.pending))
+	c.pending = 0
+	return nil
+}
+func (c *committerProc) Close() error {
+	c.leftOpen.Add(int32(c.pending))
+	return nil
+}
+
+// The runner tells a Committer when its batch committed, so that a Close
+// without it means the batch's effects must be undone.
+func TestRunnerTellsCommitters(t *testing.T) {
+	tests := []struct {
+		name                    string
+		crash                   bool
+		wantCommitted, wantOpen int32
+	}{
+		{"committed batches", false, 3, 0},
+		{"crash before commit", true, 0, 3},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newEnv(t, 1)
+			var committed, leftOpen atomic.Int32
+			st := runtime.Stage{
+				Name: "committer", Inputs: []string{e.in}, Outputs: []string{e.out}, DLQ: e.dlq,
+				New: func(runtime.Partition) (runtime.Processor, error) {
+					return &committerProc{out: e.out, committed: &committed, leftOpen: &leftOpen}, nil
+				},
+			}
+			o := runtime.Options{
+				ClientOpts:      []kgo.Opt{kgo.SeedBrokers(e.brokers...)},
+				Group:           e.group,
+				TransactionalID: e.group + "-w",
+				Log:             zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel),
+				IdleTick:        200 * time.Millisecond,
+			}
+			if tt.crash {
+				o.CrashBeforeCommit = func(n int) bool { return n > 0 }
+			}
+			r, err := runtime.NewRunner(st, o)
+			if err != nil {
+				t.Fatal(err)
+			}
+			produce(t, e, "a", "1", "b", "2", "c", "3")
+			if tt.crash {
+				if err := r.Run(context.Background()); !errors.Is(err, runtime.ErrCrashed) {
+					t.Fatalf("Run = %v, want ErrCrashed", err)
+				}
+			} else {
+				stop := start(r)
+				consume(t, e, e.out, 3)
+				if err := stop(); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if got := committed.Load(); got != tt.wantCommitted {
+				t.Errorf("records reported committed: %d, want %d", got, tt.wantCommitted)
+			}
+			if got := leftOpen.Load(); got != tt.wantOpen {
+				t.Errorf("records uncommitted at Close: %d, want %d", got, tt.wantOpen)
+			}
+		})
+	}
+}

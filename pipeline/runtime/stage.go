@@ -89,8 +89,24 @@ type Processor interface {
 	// ticks, with no records): the place to flush in-memory state to the
 	// store and emit what time-driven logic (timers) produced.
 	EndBatch(ctx context.Context, out *Output) error
-	// Close releases the processor. Uncommitted work is discarded.
+	// Close releases the processor. Uncommitted work is discarded (see
+	// Committer).
 	Close() error
+}
+
+// Committer is implemented by a Processor whose batches change something
+// outside the partition's Store that the transaction does not cover — the
+// normalize stage's entity table, shared by every partition of the
+// process — and that must be undone if the batch is not committed.
+//
+// After a batch's transaction commits (or, for a batch with nothing to
+// produce, ends), the runner calls Committed on each of the batch's
+// processors, before the next batch starts. A processor closed while
+// work since its last Committed is outstanding — the transaction aborted,
+// the stage crashed, the partition was lost mid-batch — must undo that
+// work in Close: the records will be processed again, here or elsewhere.
+type Committer interface {
+	Committed() error
 }
 
 // Fatal marks an error that must stop the stage rather than dead-letter a
