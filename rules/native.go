@@ -1,6 +1,7 @@
 package rules
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/netip"
@@ -424,6 +425,17 @@ func (c *nativeCompiler) strOf(n ast.Node) strFn {
 			break
 		}
 		a := x.Arguments[0]
+		if x.Name == "toJSON" && c.anyNative(a) {
+			v := c.anyOf(a)
+			return func(f *Frame) (string, error) {
+				x, err := v(f)
+				if err != nil {
+					return "", err
+				}
+				b, err := json.MarshalIndent(x, "", "  ") // expr's toJSON
+				return string(b), err
+			}
+		}
 		if !isStr(a) {
 			if x.Name == "string" && c.anyNative(a) {
 				return map1(c.anyOf(a), func(v any) string {

@@ -33,6 +33,7 @@ func TestNativeEdgeCases(t *testing.T) {
 		{`(Fields.properties?.nested?.deep ?? 5) == 5`, 0},
 		{`Fields.properties?.nested?.deep == nil`, 0},
 		{`string(Fields.LogonType) == "3"`, 0},
+		{`toJSON(Fields.properties ?? "") contains "atRisk" && toJSON(Fields) contains "3"`, 0},
 		{`Fields.missing.x == 1 || Action == "A"`, 0},
 		{`Action == "A" || Fields.missing.x == 1`, 0},
 		{`Action != "" && any(Fields.list ?? [], {# == "b"})`, 1},
