@@ -40,10 +40,24 @@ func (e *Engine) sequence(ent *entry, ks event.Keyspace, key string, ev *event.E
 	// Forget what no future event (time >= watermark) can complete.
 	horizon := e.wmN - int64(r.MaxSpan)
 	keep := rs.seq[:0]
+	var chain uint64 // bit j: old entries so far can form steps 0..j in order
 	for _, s := range rs.seq {
-		if s.t >= horizon {
-			keep = append(keep, s)
+		if s.t < horizon {
+			continue
 		}
+		if !r.Unordered && s.t < e.wmN && !s.until {
+			// An old entry (before the watermark: every future event comes
+			// after it) that can be no step of an ordered chain of old
+			// entries — a later step with nothing before it — is one the
+			// state machine ignores now and forever: a successful sign-in
+			// waiting for failures that can no longer arrive before it.
+			can := s.mask & (1 | chain<<1)
+			chain |= can
+			if can == 0 {
+				continue
+			}
+		}
+		keep = append(keep, s)
 	}
 	clear(rs.seq[len(keep):])
 	rs.seq = trimSeq(keep, len(r.Steps))

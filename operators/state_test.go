@@ -407,3 +407,46 @@ func TestEventsStoredOnce(t *testing.T) {
 		t.Fatalf("migrated event: %+v", e)
 	}
 }
+
+// TestUnreachableStepsForgotten: a later step of an ordered sequence with
+// nothing before it is kept only while an earlier step can still arrive
+// (within the lateness), not for the whole maxspan; out-of-order arrival
+// within the lateness still completes the sequence.
+func TestUnreachableStepsForgotten(t *testing.T) {
+	set := loadRules(t, twoStep)
+	eng, err := NewEngine(set, NewMemStore(), Options{Lateness: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t0 := time.Date(2025, 5, 1, 9, 0, 0, 0, time.UTC)
+	feed := func(id string, at time.Duration, outcome event.Outcome) int {
+		t.Helper()
+		ev := event.Event{ID: id, Time: t0.Add(at), Type: "logon", Outcome: outcome, User: "u"}
+		as, err := eng.Process(event.KeyUser, "u", &ev)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(as)
+	}
+	for i := range 10 {
+		if n := feed(fmt.Sprintf("ok%d", i), time.Duration(i)*time.Minute, event.OutcomeSuccess); n != 0 {
+			t.Fatalf("success %d alone fired", i)
+		}
+	}
+	ent := eng.rules[0].states["u"]
+	if n := len(ent.rs.seq); n > 2 {
+		t.Errorf("%d lone successes buffered; only those within the lateness can still be preceded", n)
+	}
+	// Out of order within the lateness: the success first, the failure 30 s
+	// before it arrives later.
+	if n := feed("ok-late", 20*time.Minute, event.OutcomeSuccess) + feed("fail-early", 20*time.Minute-30*time.Second, event.OutcomeFailure); n != 1 {
+		t.Fatalf("out-of-order failure then success: %d alerts", n)
+	}
+	// A failure, then two successes: one alert, the first success consumes it.
+	n := feed("fail", 30*time.Minute, event.OutcomeFailure)
+	n += feed("ok-a", 31*time.Minute, event.OutcomeSuccess)
+	n += feed("ok-b", 33*time.Minute, event.OutcomeSuccess)
+	if n != 1 {
+		t.Fatalf("failure then two successes: %d alerts, want 1", n)
+	}
+}
