@@ -52,8 +52,9 @@ type Options struct {
 	// Cache is a block cache shared by all stores of a process; nil gives
 	// each store Pebble's default.
 	Cache *pebble.Cache
-	// Sync makes Commit fsync. The changelog is the durable copy, so the
-	// default (false) is safe: a lost local write only forces a restore.
+	// Sync keeps Pebble's write-ahead log and makes Commit fsync it. The
+	// changelog is the durable copy, so the default (false: no WAL) is
+	// safe: a lost local write only forces a restore.
 	Sync bool
 }
 
@@ -73,7 +74,12 @@ func Open(dir string, opts Options) (*Store, error) {
 	if err := os.MkdirAll(dir, 0o750); err != nil {
 		return nil, fmt.Errorf("state: create %s: %w", dir, err)
 	}
-	po := &pebble.Options{Cache: opts.Cache, Logger: quietLogger{}}
+	// No write-ahead log: the changelog topic is the durable copy (as in
+	// Kafka Streams). A crash loses the unflushed memtable, offset record
+	// included, so the store reopens at an older offset than the group's
+	// and the runner restores it from the changelog; a clean Close flushes
+	// first. Every committed batch was written twice (WAL and memtable).
+	po := &pebble.Options{Cache: opts.Cache, Logger: quietLogger{}, DisableWAL: !opts.Sync}
 	db, err := pebble.Open(dir, po)
 	if err != nil {
 		return nil, fmt.Errorf("state: open pebble at %s: %w", dir, err)
@@ -225,7 +231,11 @@ func (s *Store) Wipe() error {
 	if err := b.DeleteRange([]byte("m/"), []byte("v"), nil); err != nil {
 		return fmt.Errorf("state: wipe: %w", err)
 	}
-	if err := b.Commit(pebble.Sync); err != nil {
+	wo := pebble.NoSync // a wipe lost in a crash only means restoring again
+	if s.sync {
+		wo = pebble.Sync
+	}
+	if err := b.Commit(wo); err != nil {
 		return fmt.Errorf("state: wipe: %w", err)
 	}
 	return nil
@@ -251,6 +261,11 @@ func (s *Store) Close() error {
 	if s.batch != nil {
 		_ = s.batch.Close()
 		s.batch = nil
+	}
+	// Without a WAL, what is only in the memtable would be lost.
+	if err := s.db.Flush(); err != nil {
+		_ = s.db.Close()
+		return fmt.Errorf("state: flush %s: %w", s.dir, err)
 	}
 	if err := s.db.Close(); err != nil {
 		return fmt.Errorf("state: close %s: %w", s.dir, err)
