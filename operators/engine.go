@@ -779,28 +779,28 @@ func (e *Engine) eventAt(r *crule, key string, blob uint64, ev []byte, id string
 	return decodeEvent(ev, id, t)
 }
 
-// deleteEvents deletes every blob of the state stored under k (a state
-// key, "s/id@v/key"), for a key dropped without being loaded.
-func (e *Engine) deleteEvents(k []byte) error {
+// deleteEvents deletes the event keys of the state v stored under k
+// ("s/id@v/key"), for a key dropped without being loaded: the blob numbers
+// come from the value itself, so no scan (a prefix scan per dead key was
+// quadratic on a map-backed Store).
+func (e *Engine) deleteEvents(k, v []byte) error {
 	rest := k[2:]
 	i := bytes.IndexByte(rest, '/')
 	if i < 0 {
 		return nil
 	}
+	var rs ruleState
+	if err := decodeState(v, &rs); err != nil {
+		return nil // unreadable: its events, if any, are orphans the next drop of the rule removes
+	}
+	var failed error
 	prefix := blobPrefix(nil, string(k[:2+i+1]), string(rest[i+1:]))
-	var keys [][]byte
-	if err := e.st.Scan(prefix, func(k, _ []byte) error {
-		keys = append(keys, bytes.Clone(k))
-		return nil
-	}); err != nil {
-		return err
-	}
-	for _, k := range keys {
-		if err := e.st.Delete(k); err != nil {
-			return err
+	rs.eachEvent(func(blob *uint64, ev []byte) {
+		if ev == nil && failed == nil { // stored as a key (version 3)
+			failed = e.st.Delete(binary.BigEndian.AppendUint64(prefix, *blob))
 		}
-	}
-	return nil
+	})
+	return failed
 }
 
 // load returns the cached state of (rule, key), reading the Store on a miss.
@@ -845,24 +845,25 @@ func (e *Engine) sweep() error {
 			}
 		}
 	}
-	var dead [][]byte
+	type deadKey struct{ k, v []byte }
+	var dead []deadKey
 	err := e.st.Scan(statePrefix, func(k, v []byte) error {
 		if len(v) >= 8 && int64(binary.BigEndian.Uint64(v)) < e.wmN {
-			dead = append(dead, append([]byte(nil), k...))
+			dead = append(dead, deadKey{bytes.Clone(k), bytes.Clone(v)})
 		}
 		return nil
 	})
 	if err != nil {
 		return fmt.Errorf("operators: sweep: %w", err)
 	}
-	for _, k := range dead {
-		if ent := e.cachedEntry(k); ent != nil && !ent.rs.empty() {
+	for _, d := range dead {
+		if ent := e.cachedEntry(d.k); ent != nil && !ent.rs.empty() {
 			continue // refreshed in memory since it was written
 		}
-		if err := e.deleteEvents(k); err != nil {
+		if err := e.deleteEvents(d.k, d.v); err != nil {
 			return fmt.Errorf("operators: sweep: %w", err)
 		}
-		if err := e.st.Delete(k); err != nil {
+		if err := e.st.Delete(d.k); err != nil {
 			return fmt.Errorf("operators: sweep: %w", err)
 		}
 	}

@@ -450,3 +450,40 @@ func TestUnreachableStepsForgotten(t *testing.T) {
 		t.Fatalf("failure then two successes: %d alerts, want 1", n)
 	}
 }
+
+// TestSweepDeletesEventsOfUnloadedKeys: state that expires without being
+// loaded again (another engine wrote it) takes its event keys with it.
+func TestSweepDeletesEventsOfUnloadedKeys(t *testing.T) {
+	set := loadRules(t, twoStep)
+	st := NewMemStore()
+	eng, err := NewEngine(set, st, Options{Lateness: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t0 := time.Date(2025, 5, 1, 9, 0, 0, 0, time.UTC)
+	for i, u := range []string{"a", "b", "c"} {
+		ev := event.Event{ID: u, Time: t0.Add(time.Duration(i) * time.Second), Type: "logon", Outcome: event.OutcomeFailure, User: u}
+		if _, err := eng.Process(event.KeyUser, u, &ev); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := eng.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(blobKeys(st)); n != 3 {
+		t.Fatalf("%d event keys, want 3", n)
+	}
+	eng2, err := NewEngine(set, st, Options{Lateness: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := eng2.Advance(t0.Add(3 * time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if err := eng2.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if keys := blobKeys(st); len(keys) != 0 || st.Len() > 1 {
+		t.Fatalf("after expiry: event keys %q, %d keys in all", keys, st.Len())
+	}
+}

@@ -39,7 +39,7 @@ func (c *common) load(cmd *cobra.Command) (*config.Config, error) {
 		return nil, err
 	}
 	if cmd.Flags().Changed("stages") {
-		cfg.Stages = c.stages
+		cfg.SetStages(c.stages)
 		if err := cfg.Validate(); err != nil {
 			return nil, err
 		}
@@ -99,6 +99,9 @@ func root() *cobra.Command {
 				if !cmd.Flags().Changed("config") && os.Getenv("VIGIL_LOG_FORMAT") == "" {
 					cfg.Log.Format = "console"
 				}
+				// Every stage runs here, connectors too when configured
+				// (unless stages or --stages says otherwise).
+				cfg.Stages = cfg.DevStages()
 				ctx, stop := signalContext()
 				defer stop()
 				return dev.Run(ctx, cfg, logger(cfg), os.Stdout)
@@ -184,7 +187,7 @@ func configCmd(c *common) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			fmt.Print(cfg.Redacted())
+			fmt.Fprint(cmd.OutOrStdout(), cfg.Redacted())
 			return nil
 		},
 	})

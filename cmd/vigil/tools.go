@@ -14,6 +14,7 @@ import (
 	"github.com/vigil-sec/vigil/pipeline/app"
 	"github.com/vigil-sec/vigil/pipeline/connector/file"
 	"github.com/vigil-sec/vigil/pipeline/detect"
+	"github.com/vigil-sec/vigil/pipeline/enrich"
 	"github.com/vigil-sec/vigil/pipeline/kafka"
 	"github.com/vigil-sec/vigil/pipeline/normalize"
 )
@@ -124,12 +125,17 @@ func normalizeFile(path, hint string, out, errw io.Writer) (int, error) {
 }
 
 // detectCmd is `vigil detect`: normalize → correlate → incident over
-// exported logs in one process, without Kafka.
+// exported logs in one process, without Kafka. Events are enriched from
+// an entity table learnt from the inputs themselves (in a temporary
+// directory, removed after), with the enrich settings of the
+// configuration, as the streaming normalize stage enriches them; without
+// it a rule keyed by user would miss a flow that only enrichment ties to
+// its user, and detect would disagree with the stream.
 func detectCmd(c *common) *cobra.Command {
 	var hint string
-	var all bool
+	var all, noEnrich bool
 	cmd := &cobra.Command{
-		Use:   "detect [--rules DIR] --input FILE...",
+		Use:   "detect [--rules DIR] [--no-enrich] --input FILE...",
 		Short: "Run the rules over exported logs without Kafka; print alerts and incidents as JSON lines",
 		RunE: func(cmd *cobra.Command, args []string) error {
 			cfg, err := c.load(cmd)
@@ -141,20 +147,34 @@ func detectCmd(c *common) *cobra.Command {
 				return err
 			}
 			paths, _ := cmd.Flags().GetStringSlice("input")
-			inputs, err := detect.Paths(append(paths, args...), hint, os.Stdin)
+			inputs, err := detect.Paths(append(paths, args...), hint, cmd.InOrStdin())
 			if err != nil {
 				return err
 			}
+			opts := detect.Options{AllRevisions: all, Lateness: cfg.Rules.Lateness.D(), Errors: cmd.ErrOrStderr()}
+			if !noEnrich {
+				ents, err := detect.OpenEntities("", enrich.OptionsFrom(cfg.Enrich, logger(cfg)))
+				if err != nil {
+					return err
+				}
+				defer func() {
+					if err := ents.Close(); err != nil {
+						fmt.Fprintf(cmd.ErrOrStderr(), "detect: removing the entity table %s: %v\n", ents.Dir(), err)
+					}
+				}()
+				opts.Enrich = ents.Enrich
+			}
 			ctx, stop := signalContext()
 			defer stop()
-			st, err := detect.Run(ctx, set, inputs, os.Stdout, detect.Options{AllRevisions: all, Lateness: cfg.Rules.Lateness.D()})
-			fmt.Fprintf(os.Stderr, "detect: %d events, %d alerts, %d incidents, %d errors\n", st.Events, st.Alerts, st.Incidents, st.Errors)
+			st, err := detect.Run(ctx, set, inputs, cmd.OutOrStdout(), opts)
+			fmt.Fprintf(cmd.ErrOrStderr(), "detect: %d events, %d alerts, %d incidents, %d errors\n", st.Events, st.Alerts, st.Incidents, st.Errors)
 			return err
 		},
 	}
 	cmd.Flags().StringSliceP("input", "i", nil, "input files or directories (- for stdin)")
 	cmd.Flags().StringVar(&hint, "source", "", "source hint when the format is ambiguous")
 	cmd.Flags().BoolVar(&all, "all-revisions", false, "print every incident revision, not only the final one")
+	cmd.Flags().BoolVar(&noEnrich, "no-enrich", false, "do not enrich events from the entity table (the streaming normalize stage always does; alerts may then differ)")
 	cmd.Flags().StringSliceVar(&c.rulesDirs, "rules", nil, "rule directories (default rules.dirs)")
 	return cmd
 }

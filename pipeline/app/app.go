@@ -237,7 +237,7 @@ func (a *App) Run(ctx context.Context) error {
 	defer cancel()
 	var wg sync.WaitGroup
 	if a.Cfg.HasStage(config.StageNormalize) {
-		tbl, err := enrich.Open(filepath.Join(a.Cfg.DataDir, "entities"), enrich.Options{Logger: a.Log})
+		tbl, err := enrich.Open(filepath.Join(a.Cfg.DataDir, "entities"), enrich.OptionsFrom(a.Cfg.Enrich, a.Log))
 		if err != nil {
 			return fmt.Errorf("entity table: %w", err)
 		}

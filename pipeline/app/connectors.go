@@ -24,13 +24,15 @@ import (
 
 // Connectors builds the connectors configured under `connectors`, in a
 // fixed order: the syslog listener, the kafka entries, the files, the blob
-// directories. Each gets a name unique in the process (syslog,
-// kafka-<name>, file-<source>, blob-<source>, with -2, -3... for repeats):
+// directories, the Azure storage accounts. Each gets a name unique in the
+// process (syslog, kafka-<name>, file-<source>, blob-<source>,
+// azblob-<name>, with -2, -3... for repeats):
 // it is the vigil.connector header of its records and the connector label
 // of its metrics.
 //
 // Nothing is started: certificates and the source clusters' TLS files are
-// read here so that a bad file stops start-up with the key that names it.
+// read, and the storage accounts' clients built (without calling them),
+// here so that a bad setting stops start-up with the key that names it.
 // Checkpoint directories are created.
 func (a *App) Connectors() ([]connector.Connector, error) {
 	cc := a.Cfg.Connectors
@@ -98,7 +100,41 @@ func (a *App) Connectors() ([]connector.Connector, error) {
 			ConnectorName: name, Checkpoint: cp, Metrics: m, Logger: logFor(name),
 		})
 	}
+	for i, az := range cc.AzureBlobs {
+		name := unique("azblob-" + az.Name)
+		acct := azureAccount(az)
+		// Build the client once here for its errors (none holds a
+		// secret); the connector builds its own when it starts.
+		if _, err := blob.NewAzureStore(acct); err != nil {
+			return nil, fmt.Errorf("connectors.azure_blobs[%d] (%s): %w", i, az.Name, err)
+		}
+		cp := az.CheckpointPath(a.Cfg.DataDir)
+		if err := os.MkdirAll(filepath.Dir(cp), 0o755); err != nil {
+			return nil, fmt.Errorf("connectors.azure_blobs[%d].checkpoint: %w", i, err)
+		}
+		out = append(out, &blob.Azure{
+			Account: acct, Source: az.Source, Prefix: prefix, ConnectorName: name,
+			Checkpoint: cp, Poll: az.Poll(), Metrics: m, Logger: logFor(name),
+		})
+	}
 	return out, nil
+}
+
+// azureAccount maps an azure_blobs entry to the blob connector's account
+// settings: a SAS token travels as the SAS URL the connector takes, and
+// the endpoint keys are left out with it and with a connection string,
+// where they come from the credential.
+func azureAccount(az config.AzureBlobConnector) blob.AzureConfig {
+	c := blob.AzureConfig{Containers: az.Containers, BlobPrefix: az.BlobPrefix}
+	switch {
+	case az.ConnectionString != "":
+		c.ConnectionString = az.ConnectionString
+	case az.SASToken != "":
+		c.SASURL = az.SASURL()
+	default:
+		c.ServiceURL, c.AccountName, c.AccountKey = az.ServiceURL, az.AccountName, az.AccountKey
+	}
+	return c
 }
 
 // connectorsToRun returns the connectors when this process runs the

@@ -13,9 +13,10 @@
 //     (kafka.sasl.password → VIGIL_KAFKA_SASL_PASSWORD; lists are
 //     comma-separated), and every Secret also reads <VAR>_FILE, the path of
 //     a file holding the secret (how Docker and Kubernetes mount secrets).
-//     Lists of entries (connectors.kafka, files, blob_dirs) are file-only,
-//     since a variable cannot address one entry; only the secrets of a
-//     named entry have variables, VIGIL_<LIST>_<NAME>_<KEY>(_FILE);
+//     Lists of entries (connectors.kafka, files, blob_dirs, azure_blobs)
+//     are file-only, since a variable cannot address one entry; only the
+//     secrets of a named entry have variables,
+//     VIGIL_<LIST>_<NAME>_<KEY>(_FILE);
 //  4. derivations: an Event Hubs connection string fills in SASL, TLS and
 //     the broker (see ApplyEventHubs);
 //  5. Validate, which reports every problem at once, each naming the key
@@ -72,25 +73,30 @@ var StageNames = []string{StageConnectors, StageNormalize, StageCorrelate, Stage
 // DefaultStages are the stages run when `stages` is not set. Connectors
 // are left out on purpose: they listen on ports and read local files, so a
 // process runs them only when told to (--stages connectors,...), and a
-// cluster usually runs them as their own deployment.
+// cluster usually runs them as their own deployment. `vigil dev` adds
+// them when a connector is configured (DevStages).
 var DefaultStages = []string{StageNormalize, StageCorrelate, StageIncident}
 
 // Config is the whole configuration of a Vigil process.
 type Config struct {
 	Kafka   Kafka    `yaml:"kafka" doc:"Connection to the Kafka cluster (Apache Kafka, Redpanda, Confluent, Azure Event Hubs)."`
 	Topics  Topics   `yaml:"topics" doc:"Names and shape of the topics Vigil creates and uses."`
-	Stages  []string `yaml:"stages" doc:"Stages this process runs (comma list in the env var). Known: connectors, normalize, correlate, incident; connectors runs only when listed."`
+	Stages  []string `yaml:"stages" doc:"Stages this process runs (comma list in the env var). Known: connectors, normalize, correlate, incident; connectors runs only when listed, except under vigil dev, which adds it when stages is not set and a connector is configured."`
 	DataDir string   `yaml:"data_dir" doc:"Directory for local state (Pebble stores, the dev broker's log)."`
 	HTTP    HTTP     `yaml:"http" doc:"The API / UI / health HTTP server."`
 	Metrics Metrics  `yaml:"metrics" doc:"Prometheus metrics endpoint."`
 	Log     Log      `yaml:"log" doc:"Logging."`
 	Rules   Rules    `yaml:"rules" doc:"Detection rules."`
 	Dev     Dev      `yaml:"dev" doc:"Embedded single-process mode (vigil dev)."`
+	Enrich  Enrich   `yaml:"enrich" doc:"The entity table normalize enriches events from (and vigil detect, over its inputs)."`
 
-	Connectors Connectors `yaml:"connectors" doc:"Sources read by the connectors stage and produced, as received, to raw.<source> (run them with stages: [connectors, ...]). Their sources' raw topics are created and read by normalize whether or not this process runs the connectors stage. Lists of entries (kafka, files, blob_dirs) are set in the file only, except the secrets of a named kafka entry, which also read VIGIL_CONNECTORS_KAFKA_<NAME>_<KEY>(_FILE)."`
+	Connectors Connectors `yaml:"connectors" doc:"Sources read by the connectors stage and produced, as received, to raw.<source> (run them with stages: [connectors, ...]). Their sources' raw topics are created and read by normalize whether or not this process runs the connectors stage. Lists of entries (kafka, files, blob_dirs, azure_blobs) are set in the file only, except the secrets of a named kafka or azure_blobs entry, which also read VIGIL_CONNECTORS_KAFKA_<NAME>_<KEY>(_FILE) or VIGIL_CONNECTORS_AZURE_BLOBS_<NAME>_<KEY>(_FILE)."`
 
 	// envWarnings are VIGIL_* variables that matched no key, from Load.
 	envWarnings []string
+	// stagesSet records that stages came from the file, the environment
+	// or SetStages rather than from DefaultStages (see DevStages).
+	stagesSet bool
 }
 
 // Kafka configures every Kafka client of the process.
@@ -169,6 +175,21 @@ type Dev struct {
 	Demo         bool   `yaml:"demo" doc:"Replay the demo attack at start."`
 }
 
+// Enrich configures the entity table (pipeline/enrich): which IP was
+// which device, who was on which device, who signed in from which IP.
+// The streaming normalize stage and `vigil detect` use the same settings,
+// so they enrich alike.
+type Enrich struct {
+	TTL        Duration `yaml:"ttl" doc:"How long, in event time, an association (ip-device, device-user, ip-user) lives after it was last seen; DHCP leases and sessions change."`
+	Refresh    Duration `yaml:"refresh" doc:"How much newer an observation must be than the stored last-seen time to be written and published again; 0 = ttl/96 (15m for a day). Bounds the entities topic to a few records per association per hour."`
+	CacheSize  int      `yaml:"cache_size" doc:"Entities whose neighbour lists the in-memory LRU cache holds (the Pebble copy serves the rest)."`
+	MaxRelated int      `yaml:"max_related" doc:"At most this many users, devices and IPs each are added to an event's related entities (1 to 32)."`
+}
+
+// MaxEnrichRelated bounds enrich.max_related (the entity table keeps 32
+// neighbours per entity in its cache).
+const MaxEnrichRelated = 32
+
 // Defaults returns the configuration used for every key the file and the
 // environment leave unset.
 func Defaults() *Config {
@@ -196,10 +217,43 @@ func Defaults() *Config {
 			MaxRetention: Duration(30 * 24 * time.Hour),
 		},
 		Dev: Dev{BrokerListen: "127.0.0.1:9092", Demo: true},
+		Enrich: Enrich{
+			TTL:        Duration(24 * time.Hour),
+			CacheSize:  1 << 16,
+			MaxRelated: 8,
+		},
 		Connectors: Connectors{Syslog: SyslogConnector{
 			Source: "syslog", MaxMessageBytes: DefaultSyslogMaxMessageBytes,
 		}},
 	}
+}
+
+// SetStages sets the stages as chosen by the operator (the --stages
+// flag): DevStages then keeps them as they are. Call Validate after.
+func (c *Config) SetStages(stages []string) {
+	c.Stages = append([]string(nil), stages...)
+	c.stagesSet = true
+}
+
+// StagesSet reports whether stages was chosen by the operator (file key,
+// VIGIL_STAGES, SetStages) rather than left at DefaultStages.
+func (c *Config) StagesSet() bool { return c.stagesSet }
+
+// DevStages is the stage list of `vigil dev`, which runs "every stage in
+// one process": the operator's choice when stages was set, exactly as
+// `vigil run` takes it; otherwise DefaultStages, with connectors in front
+// when any connector is configured. Connectors are out of DefaultStages
+// because a cluster runs them as their own deployment; in dev there is no
+// other process to run them, so configuring one is asking for it.
+func (c *Config) DevStages() []string {
+	if c.stagesSet {
+		return append([]string(nil), c.Stages...)
+	}
+	out := make([]string, 0, len(DefaultStages)+1)
+	if c.Connectors.Any() {
+		out = append(out, StageConnectors)
+	}
+	return append(out, DefaultStages...)
 }
 
 // HasStage reports whether the process runs the named stage.

@@ -171,7 +171,7 @@ func TestEveryKeyHasEnv(t *testing.T) {
 		}
 	}
 	// Only lists of entries are file-only.
-	if want := []string{"connectors.kafka", "connectors.files", "connectors.blob_dirs"}; !slices.Equal(fileOnly, want) {
+	if want := []string{"connectors.kafka", "connectors.files", "connectors.blob_dirs", "connectors.azure_blobs"}; !slices.Equal(fileOnly, want) {
 		t.Errorf("file-only keys = %q, want %q", fileOnly, want)
 	}
 	for _, want := range []string{"VIGIL_KAFKA_BROKERS", "VIGIL_KAFKA_SASL_PASSWORD", "VIGIL_TOPICS_PREFIX", "VIGIL_KAFKA_TLS_CA_FILE", "VIGIL_DEV_BROKER_LISTEN",

@@ -24,14 +24,17 @@ const maxSyslogMessageBytes = 16 << 20
 //
 // The list sections are file-only: an environment variable cannot name an
 // entry of a list. Secrets are the exception, because they must be able to
-// stay out of the file: a kafka entry named NAME reads
-// VIGIL_CONNECTORS_KAFKA_<NAME>_<KEY> and <...>_FILE for each of its
-// secret keys (NAME upper-cased, '-' as '_').
+// stay out of the file: a kafka or azure_blobs entry named NAME reads
+// VIGIL_CONNECTORS_KAFKA_<NAME>_<KEY> (VIGIL_CONNECTORS_AZURE_BLOBS_...)
+// and <...>_FILE for each of its secret keys (NAME upper-cased, '-' as
+// '_').
 type Connectors struct {
 	Syslog   SyslogConnector    `yaml:"syslog" doc:"Syslog (RFC 5424 / RFC 3164) and CEF listener; on when udp or tcp is set."`
 	Kafka    []KafkaConnector   `yaml:"kafka" doc:"Consumers of another Kafka cluster or an Azure Event Hubs namespace (Defender XDR streaming API, Entra / Azure diagnostic settings), each copying its topics to raw.<source>."`
 	Files    []FileConnector    `yaml:"files" doc:"Files or directories tailed line by line (JSON lines, or whole JSON documents), each to raw.<source>."`
 	BlobDirs []BlobDirConnector `yaml:"blob_dirs" doc:"Local directories holding diagnostic-log / flow-log blobs in the storage-account layout (insights-logs-*/…/PT1H.json), e.g. a blobfuse mount or an azcopy sync."`
+	// AzureBlobs reads the same layout straight from storage accounts.
+	AzureBlobs []AzureBlobConnector `yaml:"azure_blobs" doc:"Azure storage accounts whose diagnostic-log / flow-log containers (insights-logs-*/…/PT1H.json) are polled through the Blob API, each to raw.<source>. Secrets also read VIGIL_CONNECTORS_AZURE_BLOBS_<NAME>_<KEY>(_FILE)."`
 }
 
 // SyslogConnector configures the syslog / CEF listener.
@@ -134,7 +137,7 @@ func defaultCheckpoint(dataDir, kind, source, what string) string {
 
 // Any reports whether at least one connector is configured.
 func (c Connectors) Any() bool {
-	return c.Syslog.Enabled() || len(c.Kafka) > 0 || len(c.Files) > 0 || len(c.BlobDirs) > 0
+	return c.Syslog.Enabled() || len(c.Kafka) > 0 || len(c.Files) > 0 || len(c.BlobDirs) > 0 || len(c.AzureBlobs) > 0
 }
 
 // Sources lists the distinct sources of the configured connectors, in
@@ -159,6 +162,9 @@ func (c Connectors) Sources() []string {
 	}
 	for _, b := range c.BlobDirs {
 		add(b.Source)
+	}
+	for _, a := range c.AzureBlobs {
+		add(a.Source)
 	}
 	return out
 }
@@ -299,6 +305,24 @@ func (c *Config) validateConnectors(add func(key, format string, args ...any)) {
 			add(p+"source", "%s", sp)
 		}
 		checkpoint(p+"checkpoint", b.CheckpointPath(c.DataDir))
+	}
+	azNames := map[string]int{}
+	for i, a := range cc.AzureBlobs {
+		p := fmt.Sprintf("connectors.azure_blobs[%d].", i)
+		switch {
+		case a.Name == "":
+			add(p+"name", "is empty; name the entry, e.g. flowlogs-prod (used for its connector name, metrics and secret variables)")
+		case !connectorName.MatchString(a.Name):
+			add(p+"name", "%q is not a usable name; use 1 to 64 letters, digits, '-' and '_', starting with a letter or digit", a.Name)
+		default:
+			env := entryEnvName("connectors.azure_blobs", a.Name)
+			if j, dup := azNames[env]; dup {
+				add(p+"name", "%q is also the name of connectors.azure_blobs[%d] (names are compared as their variables %s_*); give each entry its own name", a.Name, j, env)
+			}
+			azNames[env] = i
+		}
+		validateAzureBlob(add, p, a)
+		checkpoint(p+"checkpoint", a.CheckpointPath(c.DataDir))
 	}
 }
 

@@ -23,6 +23,7 @@ func TestConnectorsExample(t *testing.T) {
 		"VIGIL_CONNECTORS_KAFKA_EH_DEFENDER_EVENT_HUBS_CONNECTION_STRING_FILE=" + f,
 		"VIGIL_CONNECTORS_KAFKA_EH_ENTRA_EVENT_HUBS_CONNECTION_STRING=" + entra,
 		"VIGIL_CONNECTORS_SYSLOG_UDP=127.0.0.1:5514",
+		"VIGIL_CONNECTORS_AZURE_BLOBS_FLOWLOGS_PROD_SAS_TOKEN=sv=2024-08-04&sp=rl&sig=ZmFrZS1zaWc%3D",
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -61,9 +62,14 @@ func TestConnectorsExample(t *testing.T) {
 	if cp := cc.BlobDirs[0].CheckpointPath(c.DataDir); !strings.HasPrefix(cp, filepath.Join("vigil-data", "connectors", "blob-network-")) {
 		t.Errorf("blob checkpoint %q", cp)
 	}
+	if az := cc.AzureBlobs[0]; az.SASToken.Reveal() != "sv=2024-08-04&sp=rl&sig=ZmFrZS1zaWc%3D" || az.Poll().String() != "1m0s" ||
+		az.Endpoint() != "https://flowlogsprod.blob.core.windows.net" {
+		t.Errorf("azure_blobs entry %+v", az)
+	}
 	// The dump redacts the entry secrets.
 	dump := c.Redacted()
-	if strings.Contains(dump, "ZmFrZS1rZXkt") || !strings.Contains(dump, "event_hubs_connection_string: '[redacted]'") {
+	if strings.Contains(dump, "ZmFrZS1rZXkt") || strings.Contains(dump, "ZmFrZS1zaWc") || !strings.Contains(dump, "event_hubs_connection_string: '[redacted]'") ||
+		!strings.Contains(dump, "sas_token: '[redacted]'") {
 		t.Errorf("dump leaks or lacks the entry secrets:\n%s", dump)
 	}
 
@@ -74,11 +80,14 @@ func TestConnectorsExample(t *testing.T) {
 	if !errors.As(err, &ps) {
 		t.Fatalf("without secrets: err = %v", err)
 	}
-	if !slices.Equal(ps.Keys(), []string{"connectors.kafka[0].brokers", "connectors.kafka[1].brokers"}) {
+	if !slices.Equal(ps.Keys(), []string{"connectors.kafka[0].brokers", "connectors.kafka[1].brokers", "connectors.azure_blobs[0].connection_string"}) {
 		t.Errorf("keys = %q", ps.Keys())
 	}
 	if !strings.Contains(ps[0].Message, "VIGIL_CONNECTORS_KAFKA_EH_DEFENDER_EVENT_HUBS_CONNECTION_STRING_FILE") {
 		t.Errorf("message lacks the variable: %s", ps[0].Message)
+	}
+	if !strings.Contains(ps[2].Message, "VIGIL_CONNECTORS_AZURE_BLOBS_FLOWLOGS_PROD_SAS_TOKEN_FILE") {
+		t.Errorf("message lacks the variable: %s", ps[2].Message)
 	}
 }
 
@@ -300,6 +309,7 @@ func BenchmarkLoadConnectors(b *testing.B) {
 	env := []string{
 		"VIGIL_CONNECTORS_KAFKA_EH_DEFENDER_EVENT_HUBS_CONNECTION_STRING=Endpoint=sb://a.servicebus.windows.net/;SharedAccessKeyName=k;SharedAccessKey=eA==",
 		"VIGIL_CONNECTORS_KAFKA_EH_ENTRA_EVENT_HUBS_CONNECTION_STRING=Endpoint=sb://b.servicebus.windows.net/;SharedAccessKeyName=k;SharedAccessKey=eA==",
+		"VIGIL_CONNECTORS_AZURE_BLOBS_FLOWLOGS_PROD_SAS_TOKEN=sv=2024-08-04&sp=rl&sig=eA%3D%3D",
 	}
 	for b.Loop() {
 		if _, err := Load("examples/connectors.yaml", env); err != nil {

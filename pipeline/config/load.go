@@ -25,6 +25,10 @@ import (
 // is nil: an invalid configuration must stop start-up.
 func Load(path string, env []string) (*Config, error) {
 	c := Defaults()
+	// Stages start nil so that what the file or the environment set can
+	// be told from the default (StagesSet); "stages:" with no value means
+	// the default too.
+	c.Stages = nil
 	if path != "" {
 		data, err := os.ReadFile(path)
 		if err != nil {
@@ -39,6 +43,11 @@ func Load(path string, env []string) (*Config, error) {
 		return nil, err
 	}
 	c.envWarnings = warn
+	if c.Stages == nil {
+		c.Stages = append([]string(nil), DefaultStages...)
+	} else {
+		c.stagesSet = true
+	}
 	_ = c.Kafka.ApplyEventHubs() // a bad string is reported by Validate with its key
 	if err := c.Validate(); err != nil {
 		if path != "" {

@@ -131,9 +131,24 @@ func (c *Config) Validate() error {
 		add("rules.max_retention", "%s is shorter than rules.lateness (%s); raise it or lower rules.lateness", c.Rules.MaxRetention, c.Rules.Lateness)
 	}
 	checkListen(add, "dev.broker_listen", c.Dev.BrokerListen, false)
+	en := c.Enrich
+	if en.TTL <= 0 {
+		add("enrich.ttl", "%s must be positive; set e.g. 24h (how long an IP stays tied to a device after it was last seen)", en.TTL)
+	}
+	if en.Refresh < 0 {
+		add("enrich.refresh", "%s is negative; set 0 for ttl/96 or a positive duration such as 15m", en.Refresh)
+	} else if en.TTL > 0 && en.Refresh >= en.TTL {
+		add("enrich.refresh", "%s is not shorter than enrich.ttl (%s): associations would expire before being refreshed; lower it or set 0", en.Refresh, en.TTL)
+	}
+	if en.CacheSize < 1 {
+		add("enrich.cache_size", "%d is not a cache size; set 1 or more, e.g. 65536", en.CacheSize)
+	}
+	if en.MaxRelated < 1 || en.MaxRelated > MaxEnrichRelated {
+		add("enrich.max_related", "%d is out of range; set 1 to %d (default 8)", en.MaxRelated, MaxEnrichRelated)
+	}
 	c.validateConnectors(add)
 	if i := slices.Index(c.Stages, StageConnectors); i >= 0 && !c.Connectors.Any() {
-		add(fmt.Sprintf("stages[%d]", i), "%q is listed but no connector is configured; configure one under connectors (syslog, kafka, files, blob_dirs) or remove it from stages", StageConnectors)
+		add(fmt.Sprintf("stages[%d]", i), "%q is listed but no connector is configured; configure one under connectors (syslog, kafka, files, blob_dirs, azure_blobs) or remove it from stages", StageConnectors)
 	}
 
 	if len(ps) == 0 {
