@@ -235,18 +235,7 @@ func (c *Config) validateConnectors(add func(key, format string, args ...any)) {
 	names := map[string]int{}
 	for i, k := range cc.Kafka {
 		p := fmt.Sprintf("connectors.kafka[%d].", i)
-		switch {
-		case k.Name == "":
-			add(p+"name", "is empty; name the entry, e.g. eh-defender (used for its consumer group, metrics and secret variables)")
-		case !connectorName.MatchString(k.Name):
-			add(p+"name", "%q is not a usable name; use 1 to 64 letters, digits, '-' and '_', starting with a letter or digit", k.Name)
-		default:
-			env := entryEnvName("connectors.kafka", k.Name)
-			if j, dup := names[env]; dup {
-				add(p+"name", "%q is also the name of connectors.kafka[%d] (names are compared as their variables %s_*); give each entry its own name", k.Name, j, env)
-			}
-			names[env] = i
-		}
+		entryName(add, "connectors.kafka", i, k.Name, "eh-defender (used for its consumer group, metrics and secret variables)", names)
 		if sp := sourceProblem(k.Source); sp != "" {
 			add(p+"source", "%s", sp)
 		}
@@ -309,18 +298,7 @@ func (c *Config) validateConnectors(add func(key, format string, args ...any)) {
 	azNames := map[string]int{}
 	for i, a := range cc.AzureBlobs {
 		p := fmt.Sprintf("connectors.azure_blobs[%d].", i)
-		switch {
-		case a.Name == "":
-			add(p+"name", "is empty; name the entry, e.g. flowlogs-prod (used for its connector name, metrics and secret variables)")
-		case !connectorName.MatchString(a.Name):
-			add(p+"name", "%q is not a usable name; use 1 to 64 letters, digits, '-' and '_', starting with a letter or digit", a.Name)
-		default:
-			env := entryEnvName("connectors.azure_blobs", a.Name)
-			if j, dup := azNames[env]; dup {
-				add(p+"name", "%q is also the name of connectors.azure_blobs[%d] (names are compared as their variables %s_*); give each entry its own name", a.Name, j, env)
-			}
-			azNames[env] = i
-		}
+		entryName(add, "connectors.azure_blobs", i, a.Name, "flowlogs-prod (used for its connector name, metrics and secret variables)", azNames)
 		validateAzureBlob(add, p, a)
 		checkpoint(p+"checkpoint", a.CheckpointPath(c.DataDir))
 	}
@@ -335,5 +313,24 @@ func checkFile(add func(key, format string, args ...any), key, path string) {
 		add(key, "cannot read %s: %v; fix the path", path, unwrapPathErr(err))
 	} else if st.IsDir() {
 		add(key, "%s is a directory; give the PEM file", path)
+	}
+}
+
+// entryName checks the name of entry i of a named connector list: set,
+// usable in variable names, and unique as its variables (seen maps the
+// variable prefix to the first entry using it).
+func entryName(add func(key, format string, args ...any), list string, i int, name, example string, seen map[string]int) {
+	key := fmt.Sprintf("%s[%d].name", list, i)
+	switch {
+	case name == "":
+		add(key, "is empty; name the entry, e.g. %s", example)
+	case !connectorName.MatchString(name):
+		add(key, "%q is not a usable name; use 1 to 64 letters, digits, '-' and '_', starting with a letter or digit", name)
+	default:
+		env := entryEnvName(list, name)
+		if j, dup := seen[env]; dup {
+			add(key, "%q is also the name of %s[%d] (names are compared as their variables %s_*); give each entry its own name", name, list, j, env)
+		}
+		seen[env] = i
 	}
 }
