@@ -15,6 +15,7 @@ import (
 	"github.com/vigil-sec/vigil/pipeline/normalize"
 	"github.com/vigil-sec/vigil/rules"
 	"github.com/vigil-sec/vigil/rules/ruletest"
+	"github.com/vigil-sec/vigil/state"
 )
 
 type record struct {
@@ -94,8 +95,40 @@ func BenchmarkLibrary(b *testing.B) {
 	runLibrary(b, set, stream)
 }
 
+// benchStore is what runLibrary needs of a Store: the engine's interface,
+// and a commit after each Flush (a no-op for the MemStore; the Pebble
+// store's Commit, as the stage does at the end of a transaction).
+type benchStore interface {
+	operators.Store
+	commit(offset int64) error
+}
+
+type memStore struct{ *operators.MemStore }
+
+func (memStore) commit(int64) error { return nil }
+
+type pebbleStore struct{ *state.Store }
+
+func (p pebbleStore) commit(off int64) error { return p.Commit(off) }
+
+// BenchmarkLibraryTrafficPebble is BenchmarkLibraryTraffic with the
+// correlate stage's Store: Pebble on disk, changes staged in a batch and
+// committed after every Flush.
+func BenchmarkLibraryTrafficPebble(b *testing.B) {
+	set, _ := libraryStream(b)
+	st, err := state.Open(b.TempDir(), state.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer st.Close()
+	runLibraryOn(b, set, trafficStream(b, set, 200_000), pebbleStore{st})
+}
+
 func runLibrary(b *testing.B, set *rules.Set, stream []record) {
-	st := operators.NewMemStore()
+	runLibraryOn(b, set, stream, memStore{operators.NewMemStore()})
+}
+
+func runLibraryOn(b *testing.B, set *rules.Set, stream []record, st benchStore) {
 	eng, err := operators.NewEngine(set, st, operators.Options{Lateness: time.Minute})
 	if err != nil {
 		b.Fatal(err)
@@ -126,6 +159,9 @@ func runLibrary(b *testing.B, set *rules.Set, stream []record) {
 			}
 			alerts += len(as)
 			if err := eng.Flush(); err != nil {
+				b.Fatal(err)
+			}
+			if err := st.commit(int64(i)); err != nil {
 				b.Fatal(err)
 			}
 		}
