@@ -34,18 +34,12 @@ BIN="${CACHE_DIR}/node_modules/.bin/azurite-blob"
 DEFAULT_DIR="${VIGIL_AZURITE_DIR:-${TMPDIR:-/tmp}/vigil-azurite}"
 START_TIMEOUT="${VIGIL_AZURITE_START_TIMEOUT:-30}"
 STOP_TIMEOUT=10
+PROG="azurite.sh"
+# shellcheck source=../lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
+
 MARKER=".vigil-azurite"
 ACCOUNT="devstoreaccount1"
-
-log() { printf 'azurite.sh: %s\n' "$*" >&2; }
-die() {
-	printf 'azurite.sh: error: %s\n' "$*" >&2
-	exit 1
-}
-
-need() {
-	command -v "$1" >/dev/null 2>&1 || die "$1 not found in PATH; $2"
-}
 
 # installed tells whether the cache holds the wanted Azurite version.
 installed() {
@@ -82,22 +76,6 @@ state_dir() {
 	printf '%s\n' "${d%/}"
 }
 
-port_free() {
-	! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
-}
-
-pick_port() {
-	local p i
-	for ((i = 0; i < 200; i++)); do
-		p=$((20000 + (RANDOM * 32768 + RANDOM) % 40000))
-		if port_free "$p"; then
-			printf '%s\n' "$p"
-			return 0
-		fi
-	done
-	die "no free loopback port found"
-}
-
 # answers tells whether the blob service at URL $1 answers HTTP: an
 # unsigned List Containers gets 403 from a running Azurite, which is
 # enough to know it serves requests.
@@ -105,14 +83,6 @@ answers() {
 	local code
 	code="$(curl -s -o /dev/null -m 3 -w '%{http_code}' "$1?comp=list" 2>/dev/null)" || return 1
 	[[ "$code" =~ ^[2-4][0-9][0-9]$ ]]
-}
-
-pid_alive() {
-	[[ -n "${1:-}" ]] && kill -0 "$1" 2>/dev/null || return 1
-	local stat
-	stat="$(cat "/proc/$1/stat" 2>/dev/null)" || return 0
-	stat="${stat##*) }"
-	[[ "${stat:0:1}" != "Z" ]]
 }
 
 # ours tells whether pid $1 is the Azurite of state dir $2, so that a
@@ -138,23 +108,6 @@ cmd_status() {
 	fi
 	echo "not running (dir $dir)"
 	return 1
-}
-
-kill_pid() {
-	local pid="$1" i
-	pid_alive "$pid" || return 0
-	kill -TERM "$pid" 2>/dev/null || true
-	for ((i = 0; i < STOP_TIMEOUT * 10; i++)); do
-		pid_alive "$pid" || return 0
-		sleep 0.1
-	done
-	log "pid $pid still alive after ${STOP_TIMEOUT}s; sending KILL"
-	kill -KILL "$pid" 2>/dev/null || true
-	for ((i = 0; i < 50; i++)); do
-		pid_alive "$pid" || return 0
-		sleep 0.1
-	done
-	die "could not stop pid $pid"
 }
 
 # start_once starts azurite-blob on a fresh port: 0 when it answers, 2
@@ -257,11 +210,6 @@ cmd_stop() {
 	fi
 	rm -rf "${dir:?}"
 	log "removed $dir"
-}
-
-usage() {
-	sed -n '2,/^set -euo/p' "$0" | sed -e '/^set -euo/d' -e 's/^# \{0,1\}//' >&2
-	exit 2
 }
 
 main() {

@@ -36,17 +36,11 @@ DEFAULT_DIR="${VIGIL_KAFKA_DIR:-${TMPDIR:-/tmp}/vigil-kafka}"
 HEAP="${VIGIL_KAFKA_HEAP:--Xms256m -Xmx512m}"
 START_TIMEOUT="${VIGIL_KAFKA_START_TIMEOUT:-90}"
 STOP_TIMEOUT=30
+PROG="kafka.sh"
+# shellcheck source=../lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
+
 MARKER=".vigil-kafka"
-
-log() { printf 'kafka.sh: %s\n' "$*" >&2; }
-die() {
-	printf 'kafka.sh: error: %s\n' "$*" >&2
-	exit 1
-}
-
-need() {
-	command -v "$1" >/dev/null 2>&1 || die "$1 not found in PATH; $2"
-}
 
 check_java() {
 	need java "install a Java 17+ runtime (apt-get install default-jre-headless)"
@@ -129,25 +123,6 @@ state_dir() {
 	printf '%s\n' "${d%/}"
 }
 
-# port_free tells whether nothing accepts connections on 127.0.0.1:$1.
-port_free() {
-	! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
-}
-
-# pick_port prints a random port in 20000–59999 that nothing listens on.
-# Kafka binds it a moment later; start retries with new ports if that races.
-pick_port() {
-	local p i
-	for ((i = 0; i < 200; i++)); do
-		p=$((20000 + (RANDOM * 32768 + RANDOM) % 40000))
-		if port_free "$p"; then
-			printf '%s\n' "$p"
-			return 0
-		fi
-	done
-	die "no free loopback port found"
-}
-
 # api_versions_ok sends a Kafka ApiVersions v0 request to 127.0.0.1:$1 and
 # tells whether the broker answered with correlation id 1 and error code 0.
 # A listening socket is not enough: KRaft binds it before the broker has
@@ -163,17 +138,6 @@ api_versions_ok() {
 	' "$port" 2>/dev/null)" || return 1
 	# bytes 4..7: correlation id, 8..9: error code
 	[[ "${out:8:12}" == "000000010000" ]]
-}
-
-# pid_alive tells whether pid $1 runs. A zombie counts as dead: the broker
-# is reparented to PID 1 once start returns, and a container's PID 1 may
-# never reap it.
-pid_alive() {
-	[[ -n "${1:-}" ]] && kill -0 "$1" 2>/dev/null || return 1
-	local stat
-	stat="$(cat "/proc/$1/stat" 2>/dev/null)" || return 0 # no procfs: trust kill -0
-	stat="${stat##*) }"
-	[[ "${stat:0:1}" != "Z" ]]
 }
 
 # our_broker tells whether pid $1 is the broker of state dir $2, so that a
@@ -361,24 +325,6 @@ cmd_start() {
 	die "Kafka failed to start after $attempt attempts (logs in $dir/logs)"
 }
 
-# kill_pid sends TERM so Kafka shuts down cleanly, then KILL after a timeout.
-kill_pid() {
-	local pid="$1" i
-	pid_alive "$pid" || return 0
-	kill -TERM "$pid" 2>/dev/null || true
-	for ((i = 0; i < STOP_TIMEOUT * 10; i++)); do
-		pid_alive "$pid" || return 0
-		sleep 0.1
-	done
-	log "pid $pid still alive after ${STOP_TIMEOUT}s; sending KILL"
-	kill -KILL "$pid" 2>/dev/null || true
-	for ((i = 0; i < 50; i++)); do
-		pid_alive "$pid" || return 0
-		sleep 0.1
-	done
-	die "could not stop pid $pid"
-}
-
 cmd_stop() {
 	local dir
 	dir="$(state_dir "${1:-}")"
@@ -395,11 +341,6 @@ cmd_stop() {
 	fi
 	rm -rf "${dir:?}"
 	log "removed $dir"
-}
-
-usage() {
-	sed -n '2,/^set -euo/p' "$0" | sed -e '/^set -euo/d' -e 's/^# \{0,1\}//' >&2
-	exit 2
 }
 
 main() {
