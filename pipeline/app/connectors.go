@@ -95,10 +95,10 @@ func (a *App) Connectors() ([]connector.Connector, error) {
 		if err := os.MkdirAll(filepath.Dir(cp), 0o755); err != nil {
 			return nil, fmt.Errorf("connectors.blob_dirs[%d].checkpoint: %w", i, err)
 		}
-		out = append(out, &blob.Dir{
-			Root: b.Root, Source: b.Source, Prefix: prefix,
+		out = append(out, &blob.Dir{Root: b.Root, Options: blob.Options{
+			Source: b.Source, Prefix: prefix,
 			ConnectorName: name, Checkpoint: cp, Metrics: m, Logger: logFor(name),
-		})
+		}})
 	}
 	for i, az := range cc.AzureBlobs {
 		name := unique("azblob-" + az.Name)
@@ -112,10 +112,10 @@ func (a *App) Connectors() ([]connector.Connector, error) {
 		if err := os.MkdirAll(filepath.Dir(cp), 0o755); err != nil {
 			return nil, fmt.Errorf("connectors.azure_blobs[%d].checkpoint: %w", i, err)
 		}
-		out = append(out, &blob.Azure{
-			Account: acct, Source: az.Source, Prefix: prefix, ConnectorName: name,
+		out = append(out, &blob.Azure{Account: acct, Options: blob.Options{
+			Source: az.Source, Prefix: prefix, ConnectorName: name,
 			Checkpoint: cp, Poll: az.Poll(), Metrics: m, Logger: logFor(name),
-		})
+		}})
 	}
 	return out, nil
 }

@@ -18,7 +18,6 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/blob"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/bloberror"
-	"github.com/rs/zerolog"
 
 	"github.com/vigil-sec/vigil/pipeline/config"
 	"github.com/vigil-sec/vigil/pipeline/connector"
@@ -403,20 +402,8 @@ func codeOf(err error) string {
 // the AzureStore that Account describes.
 type Azure struct {
 	Account AzureConfig
-	// Source of every record; empty: the container's category.
-	Source string
-	// Prefix of topic names (config.Topics.Prefix).
-	Prefix string
-	// ConnectorName; default DefaultAzureName.
-	ConnectorName string
-	// Checkpoint file; empty keeps positions in memory only.
-	Checkpoint string
-	// Poll interval; default DefaultPoll.
-	Poll      time.Duration
-	BatchSize int
-	Metrics   *connector.Metrics
-	Logger    zerolog.Logger
-	Now       func() time.Time
+	// Options; ConnectorName defaults to DefaultAzureName.
+	Options
 
 	once sync.Once
 	r    *Reader
@@ -430,13 +417,8 @@ func (a *Azure) reader() (*Reader, error) {
 			a.err = err
 			return
 		}
-		name := a.ConnectorName
-		if name == "" {
-			name = DefaultAzureName
-		}
-		a.r = &Reader{Store: st, Source: a.Source, Prefix: a.Prefix, ConnectorName: name,
-			Checkpoint: a.Checkpoint, Poll: a.Poll, BatchSize: a.BatchSize, Metrics: a.Metrics,
-			Logger: a.Logger, Now: a.Now}
+		a.r = &Reader{Store: st, Options: a.Options}
+		a.r.ConnectorName = a.Name()
 		a.Logger.Info().Str("endpoint", st.Endpoint()).Str("auth", st.Auth()).Strs("containers", st.containers).
 			Str("blob_prefix", a.Account.BlobPrefix).Msg("blob connector: reading Azure Blob Storage")
 	})

@@ -135,7 +135,7 @@ func TestAzuriteGrowingBlobs(t *testing.T) {
 	}
 	cs := &countingStore{Store: st}
 	cpPath := filepath.Join(t.TempDir(), "azblob.checkpoint")
-	r := &Reader{Store: cs, Prefix: prefix, ConnectorName: "azblob-test", Checkpoint: cpPath, Logger: zerolog.Nop()}
+	r := &Reader{Store: cs, Options: Options{Prefix: prefix, ConnectorName: "azblob-test", Checkpoint: cpPath, Logger: zerolog.Nop()}}
 	pass := func(c interface {
 		Pass(context.Context, connector.Producer, *file.Checkpoints) (int, error)
 	}, want int) {
@@ -186,7 +186,7 @@ func TestAzuriteGrowingBlobs(t *testing.T) {
 			ConnectionString: config.Secret("DefaultEndpointsProtocol=http;AccountName=" + devAccount + ";AccountKey=" + devKey + ";BlobEndpoint=" + endpoint + ";"),
 			Containers:       []string{nsgC, signC},
 		},
-		Prefix: prefix, Checkpoint: cpPath, Poll: 50 * time.Millisecond, Logger: zerolog.Nop(),
+		Options: Options{Prefix: prefix, Checkpoint: cpPath, Poll: 50 * time.Millisecond, Logger: zerolog.Nop()},
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 400*time.Millisecond)
 	if err := az.Run(ctx, kc); err != nil {

@@ -79,10 +79,8 @@ const (
 	ContainerPrefix = "insights-logs-"
 )
 
-// Reader polls a Store and produces what its blobs gained since the
-// checkpoint. Dir and Azure build one; use it directly for another Store.
-type Reader struct {
-	Store Store
+// Options are the settings a Reader, Dir and Azure share.
+type Options struct {
 	// Source of every record; empty: the container's category.
 	Source string
 	// Prefix of topic names (config.Topics.Prefix).
@@ -97,6 +95,13 @@ type Reader struct {
 	Metrics   *connector.Metrics
 	Logger    zerolog.Logger
 	Now       func() time.Time
+}
+
+// Reader polls a Store and produces what its blobs gained since the
+// checkpoint. Dir and Azure build one; use it directly for another Store.
+type Reader struct {
+	Store Store
+	Options
 
 	mu sync.Mutex
 	// etags holds, per checkpoint key, the ETag of the version this
@@ -476,20 +481,7 @@ func isDocument(trimmed []byte, pos file.Position, ok bool) bool {
 type Dir struct {
 	// Root holds the insights-logs-* containers as directories.
 	Root string
-	// Source of every record; empty: the container's category.
-	Source string
-	// Prefix of topic names (config.Topics.Prefix).
-	Prefix string
-	// ConnectorName; default DefaultName.
-	ConnectorName string
-	// Checkpoint file; empty keeps positions in memory only.
-	Checkpoint string
-	// Poll interval; default DefaultPoll (Azure appends about once a minute).
-	Poll      time.Duration
-	BatchSize int
-	Metrics   *connector.Metrics
-	Logger    zerolog.Logger
-	Now       func() time.Time
+	Options
 
 	once sync.Once
 	r    *Reader
@@ -497,9 +489,7 @@ type Dir struct {
 
 func (d *Dir) reader() *Reader {
 	d.once.Do(func() {
-		d.r = &Reader{Store: DirStore{Root: d.Root}, Source: d.Source, Prefix: d.Prefix,
-			ConnectorName: d.ConnectorName, Checkpoint: d.Checkpoint, Poll: d.Poll, BatchSize: d.BatchSize,
-			Metrics: d.Metrics, Logger: d.Logger, Now: d.Now}
+		d.r = &Reader{Store: DirStore{Root: d.Root}, Options: d.Options}
 	})
 	return d.r
 }

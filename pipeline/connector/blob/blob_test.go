@@ -126,7 +126,7 @@ func TestDirGrowingBlobs(t *testing.T) {
 	root := t.TempDir()
 	cpPath := filepath.Join(t.TempDir(), "blob.checkpoint")
 	cl := kafkatest.Client(t)
-	d := &Dir{Root: root, Prefix: prefix, Checkpoint: cpPath, Logger: zerolog.Nop(), Metrics: connector.NewMetrics(nil)}
+	d := &Dir{Root: root, Options: Options{Prefix: prefix, Checkpoint: cpPath, Logger: zerolog.Nop(), Metrics: connector.NewMetrics(nil)}}
 	pass := func(want int) {
 		t.Helper()
 		cp, err := file.LoadCheckpoints(cpPath)
@@ -154,7 +154,7 @@ func TestDirGrowingBlobs(t *testing.T) {
 
 	// Restart through Run with the same checkpoint: nothing new.
 	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
-	if err := (&Dir{Root: root, Prefix: prefix, Checkpoint: cpPath, Poll: 50 * time.Millisecond, Logger: zerolog.Nop()}).Run(ctx, cl); err != nil {
+	if err := (&Dir{Root: root, Options: Options{Prefix: prefix, Checkpoint: cpPath, Poll: 50 * time.Millisecond, Logger: zerolog.Nop()}}).Run(ctx, cl); err != nil {
 		t.Fatal(err)
 	}
 	cancel()
@@ -195,7 +195,7 @@ func TestDirSample(t *testing.T) {
 	root := t.TempDir()
 	put(t, root, nsgPath, string(b))
 	cp, _ := file.LoadCheckpoints("")
-	n, err := (&Dir{Root: root, Prefix: prefix, Source: "nsg"}).Pass(context.Background(), kafkatest.Client(t), cp)
+	n, err := (&Dir{Root: root, Options: Options{Prefix: prefix, Source: "nsg"}}).Pass(context.Background(), kafkatest.Client(t), cp)
 	if err != nil || n != 1 {
 		t.Fatalf("Pass = %d, %v", n, err)
 	}
@@ -215,7 +215,7 @@ func TestReaderRangedReads(t *testing.T) {
 	topic := conntest.Topic(t, prefix+"raw.nsg", 1)
 	root := t.TempDir()
 	cs := &countingStore{Store: DirStore{Root: root}}
-	r := &Reader{Store: cs, Source: "nsg", Prefix: prefix, Logger: zerolog.Nop()}
+	r := &Reader{Store: cs, Options: Options{Source: "nsg", Prefix: prefix, Logger: zerolog.Nop()}}
 	cp, _ := file.LoadCheckpoints("")
 	cl := kafkatest.Client(t)
 	pass := func(want int, wantRead int64) {
