@@ -205,6 +205,7 @@ func NewEngine(set *rules.Set, st Store, opts Options) (*Engine, error) {
 func (e *Engine) install(set *rules.Set) {
 	e.set = set
 	e.fields = set.FieldPaths()
+	e.frame = rules.Frame{Env: &e.env, VM: &e.vm, Paths: e.fields}
 	e.rules = nil
 	e.disp = map[event.Keyspace]*dispatch{}
 	for _, r := range set.Rules {
@@ -356,7 +357,6 @@ func (e *Engine) eval(refs []stepRef, ev *event.Event) {
 // when it has them (rules.Native), else expr's VM.
 func (e *Engine) cond(x *rules.Expr) bool {
 	if x.Native != nil { // decodes Fields itself, when it first reads them
-		e.frame.Env, e.frame.VM, e.frame.Paths = &e.env, &e.vm, e.fields
 		b, err := x.Native.Eval(&e.frame)
 		if err != nil {
 			e.stats.EvalErrors++

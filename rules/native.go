@@ -55,13 +55,8 @@ type Frame struct {
 
 // fields decodes the event's source record (once per event) and returns it.
 func (f *Frame) fields(all bool) map[string]any {
-	ev := f.Env.Event
-	if all {
-		_ = ev.DecodeFields() // a bad raw record leaves Fields empty: conditions see no fields
-	} else {
-		_ = ev.DecodeFieldPaths(f.Paths)
-	}
-	return ev.Fields
+	decodeFields(f.Env.Event, all, f.Paths)
+	return f.Env.Event.Fields
 }
 
 // Eval runs the condition on the frame's event. An error means what it

@@ -47,12 +47,16 @@ type Expr struct {
 // DecodeFields prepares ev's Fields for x: the set's paths, or the whole
 // record when x reads it all.
 func (x *Expr) DecodeFields(ev *event.Event, set *event.FieldPaths) {
-	if !x.UsesFields {
-		return
+	if x.UsesFields {
+		decodeFields(ev, x.Fields.All(), set)
 	}
-	if x.Fields.All() {
-		_ = ev.DecodeFields() // a bad raw record leaves Fields empty: conditions see no fields
-		return
+}
+
+// decodeFields decodes ev's source record: whole, or at the set's paths.
+// A bad raw record leaves Fields empty: conditions see no fields.
+func decodeFields(ev *event.Event, all bool, set *event.FieldPaths) {
+	if all {
+		set = nil // DecodeFieldPaths(nil) decodes everything
 	}
 	_ = ev.DecodeFieldPaths(set)
 }
