@@ -1,7 +1,6 @@
 package normalize
 
 import (
-	"fmt"
 	"reflect"
 	"strings"
 	"sync"
@@ -263,52 +262,14 @@ func (ti *typeInfo) decode(ix *spanIndex, v []byte, esc bool, p unsafe.Pointer) 
 // decodeStruct decodes the object obj member by member: one scan of each
 // member, containers stepped over with ix, unknown members skipped.
 func (ti *typeInfo) decodeStruct(ix *spanIndex, obj []byte, p unsafe.Pointer) error {
-	i := skipWS(obj, 1)
-	if i < len(obj) && obj[i] == '}' {
-		return nil
-	}
-	for {
-		if i >= len(obj) || obj[i] != '"' {
-			return fmt.Errorf("expected object key at offset %d", i)
-		}
-		kend, kesc, err := scanStringEsc(obj, i)
-		if err != nil {
-			return err
-		}
-		key := obj[i+1 : kend-1]
-		i = skipWS(obj, kend)
-		if i >= len(obj) || obj[i] != ':' {
-			return fmt.Errorf("expected ':' at offset %d", i)
-		}
-		i = skipWS(obj, i+1)
-		var vend int
-		vesc := true
-		if i < len(obj) && obj[i] == '"' {
-			vend, vesc, err = scanStringEsc(obj, i)
-		} else {
-			vend, err = ix.skip(obj, i)
-		}
-		if err != nil {
-			return err
-		}
+	return ix.members(obj, func(key []byte, kesc bool, val []byte, vesc bool) (bool, error) {
 		if f := ti.field(key, kesc); f != nil {
-			if err := f.info.decode(ix, obj[i:vend], vesc, unsafe.Add(p, f.off)); err != nil {
-				return err
+			if err := f.info.decode(ix, val, vesc, unsafe.Add(p, f.off)); err != nil {
+				return false, err
 			}
 		}
-		i = skipWS(obj, vend)
-		if i >= len(obj) {
-			return errUnexpectedEOF
-		}
-		switch obj[i] {
-		case ',':
-			i = skipWS(obj, i+1)
-		case '}':
-			return nil
-		default:
-			return fmt.Errorf("expected ',' or '}' at offset %d", i)
-		}
-	}
+		return true, nil
+	})
 }
 
 // field finds the field of a member name: exact first, then ASCII

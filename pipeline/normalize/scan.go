@@ -165,6 +165,16 @@ func (ix *spanIndex) eachMember(obj []byte, fn func(key, val []byte) bool) error
 	if len(obj) == 0 || obj[0] != '{' {
 		return errors.New("not a JSON object")
 	}
+	return ix.members(obj, func(key []byte, _ bool, val []byte, _ bool) (bool, error) {
+		return fn(key, val), nil
+	})
+}
+
+// members walks the object obj (its opening brace already checked) and
+// calls fn with each member's key and value spans and whether they hold
+// escapes; fn returns false to stop, or an error to fail the walk.
+// Containers are stepped over with ix (nil: by scanning).
+func (ix *spanIndex) members(obj []byte, fn func(key []byte, kesc bool, val []byte, vesc bool) (bool, error)) error {
 	i := skipWS(obj, 1)
 	if i < len(obj) && obj[i] == '}' {
 		return nil
@@ -173,7 +183,7 @@ func (ix *spanIndex) eachMember(obj []byte, fn func(key, val []byte) bool) error
 		if i >= len(obj) || obj[i] != '"' {
 			return fmt.Errorf("expected object key at offset %d", i)
 		}
-		kend, err := scanString(obj, i)
+		kend, kesc, err := scanStringEsc(obj, i)
 		if err != nil {
 			return err
 		}
@@ -183,12 +193,18 @@ func (ix *spanIndex) eachMember(obj []byte, fn func(key, val []byte) bool) error
 			return fmt.Errorf("expected ':' at offset %d", i)
 		}
 		i = skipWS(obj, i+1)
-		vend, err := ix.skip(obj, i)
+		var vend int
+		vesc := true
+		if i < len(obj) && obj[i] == '"' {
+			vend, vesc, err = scanStringEsc(obj, i)
+		} else {
+			vend, err = ix.skip(obj, i)
+		}
 		if err != nil {
 			return err
 		}
-		if !fn(key, obj[i:vend]) {
-			return nil
+		if more, err := fn(key, kesc, obj[i:vend], vesc); !more || err != nil {
+			return err
 		}
 		i = skipWS(obj, vend)
 		if i >= len(obj) {
