@@ -51,8 +51,8 @@ func (e *Engine) absence(ent *entry, ev *event.Event, mask uint64) {
 				return // the expected event already happened
 			}
 		}
-		b := e.encode(ev)
-		a := absAnchor{id: ev.ID, t: t, deadline: t + W + int64(r.Lateness), blob: rs.nextBlob(), ev: b}
+		blob, b := e.encode(ev)
+		a := absAnchor{id: ev.ID, t: t, deadline: t + W + int64(r.Lateness), blob: blob, ev: b}
 		rs.anchors = append(rs.anchors, a)
 		if len(rs.anchors) > maxAnchors {
 			rs.anchors = append(rs.anchors[:0], rs.anchors[len(rs.anchors)-maxAnchors:]...)
@@ -87,7 +87,7 @@ func (e *Engine) fireTimers() ([]alert.Alert, error) {
 		}
 		for _, a := range due {
 			ks := t.r.Keyspace
-			ev := e.eventAt(t.r, t.key, a.blob, a.ev, a.id, a.t)
+			ev := e.eventAt(a.blob, a.ev, a.id, a.t)
 			al := e.buildAlert(t.r, ks, t.key, [][]event.Event{{ev}}, ev.Time, fromNanos(a.t+int64(t.r.Window)), nil)
 			got, err := e.emit(t.r, t.key, &ev, al)
 			if err != nil {

@@ -2,7 +2,6 @@ package operators
 
 import (
 	"bytes"
-	"cmp"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
@@ -100,9 +99,15 @@ type Engine struct {
 	enc   encoded     // the current event, encoded once for all rules
 	refs  []blobRef   // saveEvents' scratch
 	kept  []uint64    // saveEvents' scratch
-	bkbuf []byte      // blobKey's buffer
-	hits  []hit
-	stats Stats
+	bkbuf []byte      // blob keys' buffer
+	// blobN is the last blob number handed out; blobs the blobs whose
+	// reference count the current Flush changes (blobs.go).
+	blobN   uint64
+	blobs   map[uint64]*blobRec
+	counts  map[uint64]int64 // stored counts of blobs this engine wrote (bounded by maxCounts)
+	changed []uint64         // writeBlobs' scratch
+	hits    []hit
+	stats   Stats
 
 	maxSeen   time.Time
 	wm        time.Time
@@ -164,10 +169,13 @@ type entry struct {
 	rs    ruleState
 	dirty bool
 	dead  bool // its rule was removed by Reload
-	// stored are the blob numbers of the key's events in the Store,
-	// sorted: save writes the state's other events and deletes these
+	// stored are the blob numbers the saved value names, sorted: save
+	// counts a reference for the state's other events and releases these
 	// when the state no longer holds them.
 	stored []uint64
+	// legacy are version 3 event keys of this (rule, key), deleted at
+	// the next save once their events moved to shared blobs.
+	legacy []uint64
 }
 
 // NewEngine builds an engine over st. Persisted state is read lazily per
@@ -248,6 +256,7 @@ func (d *dispatch) add(s stepRef) {
 type meta struct {
 	MaxSeen time.Time `json:"max_seen"`
 	WM      time.Time `json:"watermark"`
+	Blobs   uint64    `json:"blobs,omitempty"` // the last blob number handed out
 }
 
 func (e *Engine) loadMeta() error {
@@ -262,7 +271,7 @@ func (e *Engine) loadMeta() error {
 	if err := json.Unmarshal(b, &m); err != nil {
 		return fmt.Errorf("operators: decode watermark: %w", err)
 	}
-	e.maxSeen, e.lastSweep = m.MaxSeen, m.WM
+	e.maxSeen, e.lastSweep, e.blobN = m.MaxSeen, m.WM, m.Blobs
 	e.setWM(m.WM)
 	return nil
 }
@@ -374,21 +383,23 @@ func (e *Engine) cond(x *rules.Expr) bool {
 	return b
 }
 
-// encoded caches the current event's encoding: several rules that buffer
-// the same event (four sequences start on a successful sign-in) share one
-// encoding. The bytes are never modified once made, so sharing is safe.
+// encoded caches the current event's encoding and blob number: several
+// rules that buffer the same event (five sequences start on a successful
+// sign-in) share one encoding and one stored blob. The bytes are never
+// modified once made, so sharing is safe.
 type encoded struct {
 	ev *event.Event
+	n  uint64
 	b  []byte
 }
 
-// encode returns ev in the event codec, encoding it once per Process.
-func (e *Engine) encode(ev *event.Event) []byte {
+// encode returns ev's blob number and encoding, made once per Process.
+func (e *Engine) encode(ev *event.Event) (uint64, []byte) {
 	if e.enc.ev != ev {
 		b, _ := event.AppendMarshal(nil, ev) // cannot fail for a time.Time
-		e.enc = encoded{ev: ev, b: b}
+		e.enc = encoded{ev: ev, n: e.newBlob(), b: b}
 	}
-	return e.enc.b
+	return e.enc.n, e.enc.b
 }
 
 func (e *Engine) addHit(s stepRef) {
@@ -673,8 +684,11 @@ func (e *Engine) Flush() error {
 	}
 	clear(e.dirty)
 	e.dirty = e.dirty[:0]
+	if err := e.writeBlobs(); err != nil {
+		return fmt.Errorf("operators: flush: %w", err)
+	}
 	if e.metaDirty {
-		b, _ := json.Marshal(meta{MaxSeen: e.maxSeen, WM: e.wm})
+		b, _ := json.Marshal(meta{MaxSeen: e.maxSeen, WM: e.wm, Blobs: e.blobN})
 		if err := e.st.Set(metaKey, b); err != nil {
 			return fmt.Errorf("operators: flush watermark: %w", err)
 		}
@@ -712,95 +726,19 @@ type blobRef struct {
 	ev []byte
 }
 
-// saveEvents writes the events that entered ent's state since it was last
-// saved, each as its own key, and deletes those that left it.
-func (e *Engine) saveEvents(ent *entry) error {
-	refs := e.refs[:0]
-	ent.rs.eachEvent(func(blob *uint64, ev []byte) { refs = append(refs, blobRef{*blob, ev}) })
-	slices.SortFunc(refs, func(a, b blobRef) int { return cmp.Compare(a.n, b.n) })
-	e.refs = refs
-	old, kept := ent.stored, e.kept[:0]
-	i := 0
-	for _, ref := range refs {
-		for i < len(old) && old[i] < ref.n {
-			if err := e.st.Delete(e.blobKey(ent.r, ent.key, old[i])); err != nil {
-				return err
-			}
-			i++
-		}
-		if i < len(old) && old[i] == ref.n {
-			i++
-		} else if ref.ev != nil {
-			if err := e.st.Set(e.blobKey(ent.r, ent.key, ref.n), ref.ev); err != nil {
-				return err
-			}
-		} else {
-			continue // neither in memory nor stored: cannot happen short of a corrupt Store
-		}
-		kept = append(kept, ref.n)
-	}
-	for ; i < len(old); i++ {
-		if err := e.st.Delete(e.blobKey(ent.r, ent.key, old[i])); err != nil {
-			return err
-		}
-	}
-	e.kept = kept
-	ent.stored = append(ent.stored[:0], kept...)
-	return nil
-}
-
-// blobKey is the Store key of a buffered event: "b/" + rule id@version +
-// "/" + the length-prefixed correlation key + the blob number, so that
-// the events of one key share a prefix (blobPrefix) and never collide with
-// another key's.
-func (e *Engine) blobKey(r *crule, key string, n uint64) []byte {
-	e.bkbuf = binary.BigEndian.AppendUint64(blobPrefix(e.bkbuf[:0], r.prefix, key), n)
-	return e.bkbuf
-}
-
-// blobPrefix appends the prefix of the blob keys of (state prefix, key).
-func blobPrefix(b []byte, statePrefix, key string) []byte {
-	b = append(b, 'b')
-	b = append(b, statePrefix[1:]...) // "s/id@v/" -> "b/id@v/"
-	b = binary.AppendUvarint(b, uint64(len(key)))
-	return append(b, key...)
-}
-
 // eventAt returns a buffered event, reading its blob when it is not in
 // memory (a state loaded from the Store holds only blob numbers).
-func (e *Engine) eventAt(r *crule, key string, blob uint64, ev []byte, id string, t int64) event.Event {
+func (e *Engine) eventAt(blob uint64, ev []byte, id string, t int64) event.Event {
 	if ev == nil {
-		b, err := e.st.Get(e.blobKey(r, key, blob))
-		if err != nil || b == nil {
+		if b := e.blobs[blob]; b != nil && b.ev != nil {
+			ev = b.ev
+		} else if _, b, ok, err := e.readBlob(blob); err != nil || !ok {
 			e.stats.EventsMissing++
+		} else {
+			ev = b
 		}
-		ev = b
 	}
 	return decodeEvent(ev, id, t)
-}
-
-// deleteEvents deletes the event keys of the state v stored under k
-// ("s/id@v/key"), for a key dropped without being loaded: the blob numbers
-// come from the value itself, so no scan (a prefix scan per dead key was
-// quadratic on a map-backed Store).
-func (e *Engine) deleteEvents(k, v []byte) error {
-	rest := k[2:]
-	i := bytes.IndexByte(rest, '/')
-	if i < 0 {
-		return nil
-	}
-	var rs ruleState
-	if err := decodeState(v, &rs); err != nil {
-		return nil // unreadable: its events, if any, are orphans the next drop of the rule removes
-	}
-	var failed error
-	prefix := blobPrefix(nil, string(k[:2+i+1]), string(rest[i+1:]))
-	rs.eachEvent(func(blob *uint64, ev []byte) {
-		if ev == nil && failed == nil { // stored as a key (version 3)
-			failed = e.st.Delete(binary.BigEndian.AppendUint64(prefix, *blob))
-		}
-	})
-	return failed
 }
 
 // load returns the cached state of (rule, key), reading the Store on a miss.
@@ -814,23 +752,25 @@ func (e *Engine) load(r *crule, key string) (*entry, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read state %s: %w", k, err)
 	}
-	if b != nil {
-		if err := decodeState(b, &ent.rs); err != nil {
-			if !errors.Is(err, errUnknownStateVersion) {
-				return nil, fmt.Errorf("decode state %s: %w", k, err)
-			}
-			e.stats.StateDiscarded++
-			ent.rs = ruleState{}
-		}
-		ent.rs.eachEvent(func(blob *uint64, ev []byte) {
-			if ev == nil { // in the Store; inline (version 2) events are not yet
-				ent.stored = append(ent.stored, *blob)
-			}
-		})
-		slices.Sort(ent.stored)
-	}
 	r.states[key] = ent
 	e.cached++
+	if b == nil {
+		return ent, nil
+	}
+	if err := decodeState(b, &ent.rs); err != nil {
+		if !errors.Is(err, errUnknownStateVersion) {
+			return nil, fmt.Errorf("decode state %s: %w", k, err)
+		}
+		e.stats.StateDiscarded++
+		ent.rs = ruleState{}
+		return ent, nil
+	}
+	if b[8] != stateVersion {
+		return ent, e.migrate(ent, b[8])
+	}
+	ent.rs.eachEvent(func(blob *uint64, _ *[]byte) { ent.stored = append(ent.stored, *blob) })
+	slices.Sort(ent.stored)
+	ent.stored = slices.Compact(ent.stored)
 	return ent, nil
 }
 
@@ -857,15 +797,20 @@ func (e *Engine) sweep() error {
 		return fmt.Errorf("operators: sweep: %w", err)
 	}
 	for _, d := range dead {
-		if ent := e.cachedEntry(d.k); ent != nil && !ent.rs.empty() {
-			continue // refreshed in memory since it was written
+		if e.cachedEntry(d.k) != nil {
+			// Refreshed in memory since it was written, or expired above:
+			// its next save writes or deletes it and releases its events.
+			continue
 		}
-		if err := e.deleteEvents(d.k, d.v); err != nil {
+		if err := e.releaseEvents(d.k, d.v); err != nil {
 			return fmt.Errorf("operators: sweep: %w", err)
 		}
 		if err := e.st.Delete(d.k); err != nil {
 			return fmt.Errorf("operators: sweep: %w", err)
 		}
+	}
+	if err := e.writeBlobs(); err != nil {
+		return fmt.Errorf("operators: sweep: %w", err)
 	}
 	return nil
 }

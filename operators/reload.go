@@ -1,6 +1,7 @@
 package operators
 
 import (
+	"bytes"
 	"container/heap"
 	"fmt"
 
@@ -111,29 +112,45 @@ func (e *Engine) Reload(set *rules.Set) (Changes, error) {
 	return ch, nil
 }
 
-// drop forgets a rule version's state, in memory and in the Store.
+// drop forgets a rule version's state, in memory and in the Store, and
+// releases the events its states buffered.
 func (e *Engine) drop(r *crule) error {
 	for _, ent := range r.states {
 		ent.dead = true
 		e.cached--
 	}
 	r.states = nil
-	var keys [][]byte
-	collect := func(k, _ []byte) error {
-		keys = append(keys, append([]byte(nil), k...))
+	type kv struct{ k, v []byte }
+	var states []kv
+	var legacy [][]byte
+	err := e.st.Scan([]byte(r.prefix), func(k, v []byte) error {
+		states = append(states, kv{bytes.Clone(k), bytes.Clone(v)})
 		return nil
-	}
-	err := e.st.Scan([]byte(r.prefix), collect)
-	if err == nil { // and the events of those states ("b/id@v/…")
-		err = e.st.Scan([]byte("b"+r.prefix[1:]), collect)
+	})
+	if err == nil { // events of version 3 states ("b/id@v/…")
+		err = e.st.Scan([]byte("b"+r.prefix[1:]), func(k, _ []byte) error {
+			legacy = append(legacy, bytes.Clone(k))
+			return nil
+		})
 	}
 	if err != nil {
 		return fmt.Errorf("operators: reload: drop state of %s: %w", r.ID, err)
 	}
-	for _, k := range keys {
+	for _, s := range states {
+		if err := e.releaseEvents(s.k, s.v); err != nil {
+			return fmt.Errorf("operators: reload: drop state of %s: %w", r.ID, err)
+		}
+		if err := e.st.Delete(s.k); err != nil {
+			return fmt.Errorf("operators: reload: drop state of %s: %w", r.ID, err)
+		}
+	}
+	for _, k := range legacy {
 		if err := e.st.Delete(k); err != nil {
 			return fmt.Errorf("operators: reload: drop state of %s: %w", r.ID, err)
 		}
+	}
+	if err := e.writeBlobs(); err != nil {
+		return fmt.Errorf("operators: reload: drop state of %s: %w", r.ID, err)
 	}
 	return nil
 }

@@ -31,10 +31,10 @@ func (e *Engine) sequence(ent *entry, ks event.Keyspace, key string, ev *event.E
 		}
 	}
 	rs.n++
-	b := e.encode(ev)
+	blob, b := e.encode(ev)
 	rs.seq = append(rs.seq, seqEntry{})
 	copy(rs.seq[i+1:], rs.seq[i:])
-	rs.seq[i] = seqEntry{id: ev.ID, t: t, mask: mask, until: until, n: rs.n, blob: rs.nextBlob(), ev: b}
+	rs.seq[i] = seqEntry{id: ev.ID, t: t, mask: mask, until: until, n: rs.n, blob: blob, ev: b}
 	e.touch(ent)
 
 	// Forget what no future event (time >= watermark) can complete.
@@ -92,7 +92,7 @@ func (e *Engine) sequence(ent *entry, ks event.Keyspace, key string, ev *event.E
 		steps := make([][]event.Event, len(m))
 		for j, k := range m {
 			s := &rs.seq[k]
-			steps[j] = []event.Event{e.eventAt(r, key, s.blob, s.ev, s.id, s.t)}
+			steps[j] = []event.Event{e.eventAt(s.blob, s.ev, s.id, s.t)}
 		}
 		out = append(out, e.buildAlert(r, ks, key, steps, fromNanos(first), fromNanos(last), ids))
 	}

@@ -26,14 +26,16 @@ import (
 // step costs one section.
 //
 // Events (a sequence's buffered steps, a threshold's evidence, an absence
-// anchor) are not in the value: each is its own Store key (blobKey), in the
-// pipeline/event binary codec, written once when the event enters the state
-// and deleted when it leaves; the value holds its blob number. A Flush then
-// rewrites the small value of every key touched, not every buffered event:
-// with events inline, re-encoding the evidence and pending steps of busy
-// keys on every batch was a third of the engine's CPU on production-like
-// traffic (BENCHMARKS.md). Version 2 values (events inline) are still read;
-// their events are written out as blobs the next time the key is saved.
+// anchor) are not in the value: the value holds blob numbers, and the
+// events are Store keys of their own shared by every state that buffers
+// them (blobs.go), written once when they enter and deleted when the last
+// state lets go. A Flush then rewrites the small value of every key
+// touched, not every buffered event: with events inline, re-encoding the
+// evidence and pending steps of busy keys on every batch was a third of
+// the engine's CPU on production-like traffic (BENCHMARKS.md). Values of
+// versions 2 (events inline) and 3 (same value layout as 4, but one event
+// key per rule and key) are still read; their events move to shared blobs
+// the next time the key is saved.
 //
 // Why not JSON: encoding state was 56% of the engine's CPU with JSON, and a
 // threshold key that kept whole events as JSON cost ~18–58 KB. The binary
@@ -45,10 +47,14 @@ import (
 // not misread: the engine starts that key fresh and counts it in
 // Stats.StateDiscarded, as it does for a changed rule. A new section gets a
 // new tag; a tag is never reused.
-const stateVersion = 3
+const stateVersion = 4
 
-// stateVersionInline is the previous version, with events inline.
-const stateVersionInline = 2
+// Earlier versions, still read: events inline (2), events as keys of
+// their own per rule and key (3). See blobs.go.
+const (
+	stateVersionInline = 2
+	stateVersionBlobs  = 3
+)
 
 // Section tags. Never reuse or renumber one.
 const (
@@ -412,8 +418,8 @@ func decodeState(v []byte, s *ruleState) error {
 	if len(v) < 9 {
 		return fmt.Errorf("%w: value of %d bytes", errMalformedState, len(v))
 	}
-	if v[8] != stateVersion && v[8] != stateVersionInline {
-		return fmt.Errorf("%w %d (this build reads %d and %d)", errUnknownStateVersion, v[8], stateVersionInline, stateVersion)
+	if v[8] != stateVersion && v[8] != stateVersionBlobs && v[8] != stateVersionInline {
+		return fmt.Errorf("%w %d (this build reads %d to %d)", errUnknownStateVersion, v[8], stateVersionInline, stateVersion)
 	}
 	d := &reader{b: v, off: 9, inline: v[8] == stateVersionInline}
 	seen := uint16(0)
@@ -487,22 +493,23 @@ func decodeState(v []byte, s *ruleState) error {
 		return d.err
 	}
 	if d.inline { // number the inline events; they become blobs when saved
-		s.eachEvent(func(blob *uint64, _ []byte) { *blob = s.nextBlob() })
+		s.eachEvent(func(blob *uint64, _ *[]byte) { *blob = s.nextBlob() })
 	}
 	return nil
 }
 
-// eachEvent calls fn for every buffered event of s.
-func (s *ruleState) eachEvent(fn func(blob *uint64, ev []byte)) {
+// eachEvent calls fn for every buffered event of s: its blob number and
+// its encoding (nil when only the number was read from the Store).
+func (s *ruleState) eachEvent(fn func(blob *uint64, ev *[]byte)) {
 	for i := range s.seq {
-		fn(&s.seq[i].blob, s.seq[i].ev)
+		fn(&s.seq[i].blob, &s.seq[i].ev)
 	}
 	for i := range s.anchors {
-		fn(&s.anchors[i].blob, s.anchors[i].ev)
+		fn(&s.anchors[i].blob, &s.anchors[i].ev)
 	}
 	for _, g := range s.groups {
 		for i := range g.evidence {
-			fn(&g.evidence[i].blob, g.evidence[i].ev)
+			fn(&g.evidence[i].blob, &g.evidence[i].ev)
 		}
 	}
 }

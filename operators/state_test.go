@@ -109,7 +109,7 @@ func TestDecodeInlineVersion(t *testing.T) {
 		t.Fatal("inline evidence or anchor lost")
 	}
 	blobs := map[uint64]bool{}
-	d.eachEvent(func(b *uint64, _ []byte) { blobs[*b] = true })
+	d.eachEvent(func(b *uint64, _ *[]byte) { blobs[*b] = true })
 	if len(blobs) != 4 || d.nb != 4 || blobs[0] {
 		t.Fatalf("inline events numbered %v, nb %d", blobs, d.nb)
 	}
@@ -301,7 +301,7 @@ steps:
 // blobKeys lists the event keys in the store.
 func blobKeys(st *MemStore) []string {
 	var out []string
-	_ = st.Scan([]byte("b/"), func(k, _ []byte) error { out = append(out, string(k)); return nil })
+	_ = st.Scan(blobKeyPrefix, func(k, _ []byte) error { out = append(out, string(k)); return nil })
 	return out
 }
 
@@ -393,7 +393,10 @@ func TestEventsStoredOnce(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := eng2.save(ent); err != nil {
+	if !ent.dirty {
+		t.Fatal("a migrated state is not marked for saving")
+	}
+	if err := eng2.Flush(); err != nil {
 		t.Fatal(err)
 	}
 	if keys := blobKeys(st); len(keys) != 4 { // two seq events, the evidence, the anchor
@@ -403,7 +406,7 @@ func TestEventsStoredOnce(t *testing.T) {
 	if err := decodeState(bytes.Clone(st.m[string(k)]), &back); err != nil || back.seq[0].ev != nil {
 		t.Fatalf("migrated state: %v", err)
 	}
-	if e := eng2.eventAt(eng2.rules[0], "kim", back.seq[0].blob, nil, "", 0); e.User != "kim" {
+	if e := eng2.eventAt(back.seq[0].blob, nil, "", 0); e.User != "kim" {
 		t.Fatalf("migrated event: %+v", e)
 	}
 }

@@ -225,11 +225,11 @@ func (g *thGroup) addEvidence(e *Engine, rs *ruleState, ev *event.Event, t int64
 	if len(g.evidence) >= n && t < g.evidence[0].t {
 		return
 	}
-	b := e.encode(ev)
+	blob, b := e.encode(ev)
 	i := sort.Search(len(g.evidence), func(i int) bool { return g.evidence[i].t > t })
 	g.evidence = append(g.evidence, thEvidence{})
 	copy(g.evidence[i+1:], g.evidence[i:])
-	g.evidence[i] = thEvidence{t: t, blob: rs.nextBlob(), ev: b}
+	g.evidence[i] = thEvidence{t: t, blob: blob, ev: b}
 	if len(g.evidence) > n {
 		g.evidence = append(g.evidence[:0], g.evidence[len(g.evidence)-n:]...)
 	}
@@ -314,7 +314,7 @@ func (e *Engine) thresholdAlert(r *crule, ks event.Keyspace, key string, g *thGr
 	evs := make([]event.Event, 0, len(g.evidence))
 	for _, x := range g.evidence {
 		if x.t >= lo && x.t <= hi {
-			evs = append(evs, e.eventAt(r, key, x.blob, x.ev, "", x.t))
+			evs = append(evs, e.eventAt(x.blob, x.ev, "", x.t))
 		}
 	}
 	return e.buildAlert(r, ks, key, [][]event.Event{evs}, fromNanos(first), fromNanos(hi), ids)
