@@ -119,7 +119,8 @@ type Engine struct {
 	dirty  []*entry // entries changed since the last Flush
 	timers timerHeap
 
-	kbuf, vbuf []byte   // Store key and value buffers, reused
+	kbuf, vbuf []byte // Store key and value buffers, reused
+	esc        encodeScratch
 	marks      []uint32 // distinct counting scratch (epoch marks)
 	epoch      uint32
 }
@@ -396,7 +397,7 @@ type encoded struct {
 // encode returns ev's blob number and encoding, made once per Process.
 func (e *Engine) encode(ev *event.Event) (uint64, []byte) {
 	if e.enc.ev != ev {
-		b, _ := event.AppendMarshal(nil, ev) // cannot fail for a time.Time
+		b, _ := event.Marshal(ev) // cannot fail for a time.Time; sized once
 		e.enc = encoded{ev: ev, n: e.newBlob(), b: b}
 	}
 	return e.enc.n, e.enc.b
@@ -716,7 +717,7 @@ func (e *Engine) save(ent *entry) error {
 	if ent.rs.empty() {
 		return e.st.Delete(k)
 	}
-	e.vbuf = appendState(e.vbuf[:0], &ent.rs, ent.r.Rule)
+	e.vbuf = e.esc.appendState(e.vbuf[:0], &ent.rs, ent.r.Rule)
 	return e.st.Set(k, e.vbuf)
 }
 

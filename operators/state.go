@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"sort"
 	"time"
 
@@ -241,6 +242,22 @@ func (s *ruleState) expiry(r *rules.Rule) int64 {
 
 // appendState appends the Store value of s (expiry prefix included).
 func appendState(b []byte, s *ruleState, r *rules.Rule) []byte {
+	var sc encodeScratch
+	return sc.appendState(b, s, r)
+}
+
+// encodeScratch holds the scratch slices of state encoding, reused from
+// one value to the next (an engine keeps one): a Flush encodes thousands
+// of values, and fresh slices per threshold group were a tenth of the
+// engine's allocations.
+type encodeScratch struct {
+	keys  []string
+	remap []int32
+	used  []string
+}
+
+// appendState appends the Store value of s (expiry prefix included).
+func (sc *encodeScratch) appendState(b []byte, s *ruleState, r *rules.Rule) []byte {
 	b = binary.BigEndian.AppendUint64(b, uint64(s.expiry(r)))
 	b = append(b, stateVersion)
 	if len(s.seq) > 0 {
@@ -281,15 +298,17 @@ func appendState(b []byte, s *ruleState, r *rules.Rule) []byte {
 	if len(s.groups) > 0 {
 		b = append(b, tagGroups)
 		b = binary.AppendUvarint(b, uint64(len(s.groups)))
-		keys := make([]string, 0, len(s.groups))
+		keys := sc.keys[:0]
 		for k := range s.groups {
 			keys = append(keys, k)
 		}
 		sort.Strings(keys) // deterministic bytes for the same state
 		for _, k := range keys {
 			b = appendStr(b, k)
-			b = appendGroup(b, s.groups[k])
+			b = sc.appendGroup(b, s.groups[k])
 		}
+		clear(keys)
+		sc.keys = keys[:0]
 	}
 	if len(s.anchors) > 0 {
 		b = append(b, tagAnchors)
@@ -325,21 +344,18 @@ func appendState(b []byte, s *ruleState, r *rules.Rule) []byte {
 
 // appendGroup writes a threshold group, compacting its dictionary to the
 // values its entries still use.
-func appendGroup(b []byte, g *thGroup) []byte {
+func (sc *encodeScratch) appendGroup(b []byte, g *thGroup) []byte {
 	b = binary.AppendVarint(b, g.suppUntil)
 	b = binary.AppendUvarint(b, uint64(len(g.fired)))
 	for _, f := range g.fired {
 		b = binary.AppendVarint(b, f)
 	}
 	// Dictionary: only referenced values, renumbered in first-use order.
-	var remap []int32
-	if len(g.vals) > 0 {
-		remap = make([]int32, len(g.vals))
-		for i := range remap {
-			remap[i] = -1
-		}
+	remap := slices.Grow(sc.remap[:0], len(g.vals))[:len(g.vals)]
+	for i := range remap {
+		remap[i] = -1
 	}
-	var used []string
+	used := sc.used[:0]
 	for _, x := range g.entries {
 		if x.d >= 0 && remap[x.d] < 0 {
 			remap[x.d] = int32(len(used))
@@ -384,6 +400,8 @@ func appendGroup(b []byte, g *thGroup) []byte {
 		prev = x.t
 		b = binary.AppendUvarint(b, x.blob)
 	}
+	clear(used)
+	sc.remap, sc.used = remap[:0], used[:0]
 	return b
 }
 

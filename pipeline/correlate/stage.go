@@ -133,8 +133,12 @@ func Stage(t Topics, current func() *rules.Set, o Options) (runtime.Stage, error
 }
 
 type processor struct {
-	ks     event.Keyspace
-	eng    *operators.Engine
+	ks  event.Keyspace
+	eng *operators.Engine
+	// ev is decoded into for every record: the engine does not keep the
+	// event it is given, and a fresh one per record was the stage's
+	// largest allocation.
+	ev     event.Event
 	alerts string
 	m      *Metrics
 	steps  uint64
@@ -179,12 +183,12 @@ func (p *processor) Process(_ context.Context, rec *kgo.Record, out *runtime.Out
 	if err := p.reload(); err != nil {
 		return err
 	}
-	var ev event.Event
-	if err := event.Unmarshal(rec.Value, &ev); err != nil {
+	ev := &p.ev
+	if err := event.Unmarshal(rec.Value, ev); err != nil {
 		return fmt.Errorf("decode event: %w", err)
 	}
 	p.busy = true
-	as, err := p.eng.Process(p.ks, string(rec.Key), &ev)
+	as, err := p.eng.Process(p.ks, string(rec.Key), ev)
 	if errors.Is(err, operators.ErrLate) {
 		p.m.late.Inc()
 		return fmt.Errorf("event time %s is behind the watermark %s: %w", ev.Time.Format("2006-01-02T15:04:05.000Z07:00"),
