@@ -123,6 +123,7 @@ type Engine struct {
 	esc        encodeScratch
 	marks      []uint32 // distinct counting scratch (epoch marks)
 	epoch      uint32
+	recount    bool // tests: count every threshold window afresh (no thAgg)
 }
 
 // crule is a rule with what the engine precomputes for it.

@@ -161,6 +161,24 @@ type thGroup struct {
 	evidence  []thEvidence
 	suppUntil int64
 	fired     []int64 // tumbling buckets that fired
+
+	// In memory only, rebuilt when missing: the dictionary's index, and
+	// the aggregates of the window that ends at the newest entry.
+	index map[string]int32
+	agg   *thAgg
+}
+
+// thAgg counts the window ending at a group's newest entry, so an event
+// arriving in time order (the common case) is checked in O(1) amortised
+// instead of re-counting the window: a port scan's group holds thousands
+// of entries, and counting them for every connection was the library's
+// single largest cost on flow traffic. Anything else — an out-of-order
+// event, entries dropped inside the window, a dictionary compaction —
+// drops the aggregates, and the next in-order event rebuilds them.
+type thAgg struct {
+	lo       int     // first entry of the window
+	counts   []int32 // entries per dictionary value in the window
+	distinct int
 }
 
 type absAnchor struct {

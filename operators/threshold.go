@@ -74,6 +74,12 @@ func (e *Engine) threshold(ent *entry, ks event.Keyspace, key string, ev *event.
 	copy(g.entries[i+1:], g.entries[i:])
 	g.entries[i] = en
 	g.addEvidence(e, rs, ev, t, e.opts.ThresholdEvidence)
+	inOrder := i == len(g.entries)-1 && !th.Tumbling && th.Sum == nil && !e.recount
+	if inOrder {
+		g.slide(W)
+	} else {
+		g.agg = nil
+	}
 
 	// Forget entries no window with a future event can reach.
 	horizon := e.wmN - W
@@ -88,7 +94,14 @@ func (e *Engine) threshold(ent *entry, ks event.Keyspace, key string, ev *event.
 		for k := 0; k < j; k++ {
 			g.dead += int(g.entries[k].n)
 		}
+		if a := g.agg; a != nil {
+			for ; a.lo < j; a.lo++ { // dropped from inside the window (the entry cap)
+				a.remove(g.entries[a.lo].d)
+			}
+			a.lo -= j
+		}
 		g.entries = append(g.entries[:0], g.entries[j:]...)
+		i = max(i-j, 0) // ev's entry moved with the others
 		k := 0
 		for k < len(g.evidence) && g.evidence[k].t < horizon {
 			k++
@@ -133,6 +146,17 @@ func (e *Engine) threshold(ent *entry, ks event.Keyspace, key string, ev *event.
 		return []alert.Alert{a}
 	}
 
+	if inOrder && g.agg != nil {
+		// The only window ev can complete is the one ending at ev.
+		win := g.entries[g.agg.lo:]
+		if !e.havingCounts(th, len(win), g.agg.distinct, 0) {
+			return nil
+		}
+		a := e.thresholdAlert(r, ks, key, g, win, win[0].t)
+		g.reset()
+		g.suppUntil = t + W
+		return []alert.Alert{a}
+	}
 	for k := i; k < len(g.entries); k++ {
 		end := g.entries[k].t
 		if end-t > W {
@@ -150,7 +174,7 @@ func (e *Engine) threshold(ent *entry, ks event.Keyspace, key string, ev *event.
 			continue
 		}
 		a := e.thresholdAlert(r, ks, key, g, win, win[0].t)
-		g.entries, g.ids, g.vals, g.evidence, g.dead = nil, nil, nil, nil, 0
+		g.reset()
 		g.suppUntil = end + W
 		return []alert.Alert{a}
 	}
@@ -165,14 +189,71 @@ func floorDiv(a, b int64) int64 {
 	return q
 }
 
-// intern returns the dictionary index of v.
-func (g *thGroup) intern(v string) int32 {
-	for i, x := range g.vals {
-		if x == v {
-			return int32(i)
+// reset empties a group that fired.
+func (g *thGroup) reset() {
+	g.entries, g.ids, g.vals, g.evidence, g.dead = nil, nil, nil, nil, 0
+	g.index, g.agg = nil, nil
+}
+
+// slide moves the aggregates to the window ending at the newest entry,
+// just appended in time order, building them if they are missing.
+func (g *thGroup) slide(W int64) {
+	n := len(g.entries)
+	t := g.entries[n-1].t
+	a := g.agg
+	if a == nil {
+		a = &thAgg{lo: n - 1}
+		g.agg = a
+		for a.lo > 0 && g.entries[a.lo-1].t >= t-W {
+			a.lo--
+		}
+		for k := a.lo; k < n-1; k++ {
+			a.add(g.entries[k].d, len(g.vals))
 		}
 	}
+	a.add(g.entries[n-1].d, len(g.vals))
+	for g.entries[a.lo].t < t-W {
+		a.remove(g.entries[a.lo].d)
+		a.lo++
+	}
+}
+
+func (a *thAgg) remove(d int32) {
+	if d < 0 {
+		return
+	}
+	a.counts[d]--
+	if a.counts[d] == 0 {
+		a.distinct--
+	}
+}
+
+func (a *thAgg) add(d int32, nvals int) {
+	if d < 0 {
+		return
+	}
+	if len(a.counts) < nvals {
+		a.counts = append(a.counts, make([]int32, nvals-len(a.counts))...)
+	}
+	a.counts[d]++
+	if a.counts[d] == 1 {
+		a.distinct++
+	}
+}
+
+// intern returns the dictionary index of v.
+func (g *thGroup) intern(v string) int32 {
+	if g.index == nil {
+		g.index = make(map[string]int32, len(g.vals)+1)
+		for i, x := range g.vals {
+			g.index[x] = int32(i)
+		}
+	}
+	if i, ok := g.index[v]; ok {
+		return i
+	}
 	g.vals = append(g.vals, v)
+	g.index[v] = int32(len(g.vals) - 1)
 	return int32(len(g.vals) - 1)
 }
 
@@ -200,6 +281,7 @@ func (g *thGroup) compactIDs() {
 
 // compactVals drops dictionary values no entry uses.
 func (g *thGroup) compactVals() {
+	g.index, g.agg = nil, nil
 	remap := make([]int32, len(g.vals))
 	for i := range remap {
 		remap[i] = -1
@@ -251,7 +333,7 @@ func (e *Engine) having(th *rules.Threshold, g *thGroup, win []thEntry) bool {
 	if len(win) == 0 {
 		return false
 	}
-	e.henv = rules.HavingEnv{Count: len(win)}
+	distinct := 0
 	if th.Distinct != nil {
 		if len(e.marks) < len(g.vals) {
 			e.marks = make([]uint32, len(g.vals)*2)
@@ -265,15 +347,25 @@ func (e *Engine) having(th *rules.Threshold, g *thGroup, win []thEntry) bool {
 		for _, x := range win {
 			if x.d >= 0 && e.marks[x.d] != e.epoch {
 				e.marks[x.d] = e.epoch
-				e.henv.Distinct++
+				distinct++
 			}
 		}
 	}
+	sum := 0.0
 	if th.Sum != nil {
 		for _, x := range win {
-			e.henv.Sum += x.s
+			sum += x.s
 		}
 	}
+	return e.havingCounts(th, len(win), distinct, sum)
+}
+
+// havingCounts runs the having condition on a window's aggregates.
+func (e *Engine) havingCounts(th *rules.Threshold, count, distinct int, sum float64) bool {
+	if count == 0 {
+		return false
+	}
+	e.henv = rules.HavingEnv{Count: count, Distinct: distinct, Sum: sum}
 	out, err := e.vm.Run(th.Having, &e.henv)
 	if err != nil {
 		e.stats.EvalErrors++
