@@ -280,14 +280,28 @@ func (c *nativeCompiler) helperCall(x *ast.CallNode) func() boolFn {
 	test := func(t func(string) bool) func() boolFn {
 		return func() boolFn { return map1(c.strOf(arg), t) }
 	}
+	fn := c.fn // lookups are read at run time: a reload of them applies at once
 	if len(x.Arguments) == 1 {
 		switch id.Value {
 		case "is_private":
 			return test(isPrivate)
 		case "is_public":
 			return test(isPublic)
+		case "ti_ip", "ti_domain", "ti_url", "ti_hash":
+			kind := tiKinds[id.Value]
+			return test(func(s string) bool { return fn.lookups.TI(kind, s) })
 		}
 		return nil
+	}
+	if id.Value == "watchlist" && len(x.Arguments) == 2 && isStr(x.Arguments[1]) {
+		name, ok := x.Arguments[0].(*ast.StringNode)
+		if !ok {
+			return nil
+		}
+		v := x.Arguments[1]
+		return func() boolFn {
+			return map1(c.strOf(v), func(s string) bool { return fn.lookups.InWatchlist(name.Value, s) })
+		}
 	}
 	if len(x.Arguments) != 2 {
 		return nil
@@ -351,6 +365,17 @@ func (c *nativeCompiler) helperCall(x *ast.CallNode) func() boolFn {
 		return test(anyOfList(list, id.Value == "iequals_any"))
 	}
 	return nil
+}
+
+// tiKinds maps the ti_* helpers to their indicator kinds.
+var tiKinds = map[string]string{"ti_ip": TIIP, "ti_domain": TIDomain, "ti_url": TIURL, "ti_hash": TIHash}
+
+// lastField is last(split(s, sep)) for a non-empty sep.
+func lastField(s, sep string) string {
+	if i := strings.LastIndex(s, sep); i >= 0 {
+		return s[i+len(sep):]
+	}
+	return s
 }
 
 // anyOfList is icontains_any / iequals_any over a constant list.
@@ -429,6 +454,13 @@ func (c *nativeCompiler) strOf(n ast.Node) strFn {
 				}
 				b, err := json.MarshalIndent(x, "", "  ") // expr's toJSON
 				return string(b), err
+			}
+		}
+		// last(split(s, ".")): the text after the last separator (a file
+		// extension), without building the list.
+		if sp, ok := a.(*ast.BuiltinNode); ok && x.Name == "last" && sp.Name == "split" && len(sp.Arguments) == 2 && isStr(sp.Arguments[0]) {
+			if sep, ok := sp.Arguments[1].(*ast.StringNode); ok && sep.Value != "" {
+				return map1(c.strOf(sp.Arguments[0]), func(s string) string { return lastField(s, sep.Value) })
 			}
 		}
 		if !isStr(a) {

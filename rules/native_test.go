@@ -39,7 +39,17 @@ func TestNativeEdgeCases(t *testing.T) {
 		{`Action != "" && any(Fields.list ?? [], {# == "b"})`, 1},
 		{`cidr(SrcIP, "10.0.0.0/8") && File.Name endsWith ".exe" && File.Name startsWith "x" && File.Name matches "^x.*e$"`, 0},
 		{`upn_user(User) == "alice" && lower(upn_domain(User)) == "corp.example"`, -1},
+		{`lower(last(split(File.Name, "."))) == "exe" && last(split(User, "@")) != "x"`, 0},
+		{`last(split(string(Fields.properties?.riskState ?? Fields.RiskState ?? ""), "Ri")) == "sk"`, 0},
+		{`last(split(Process.CommandLine, " -")) in ["enc AAAA", ""] || last(split(Device, "")) == "p"`, 1},
+		{`watchlist("people", User) || watchlist("people", string(Fields.properties?.riskState ?? "")) || ti_ip(DstIP)`, 0},
+		{`Action != "x" && !watchlist("people", Device) && !ti_domain(Device)`, 0},
 	}
+	lookups := NewLookups()
+	if err := lookups.AddWatchlist("people", strings.NewReader("value,role\nalice@corp.example,admin\natRisk,x\n")); err != nil {
+		t.Fatal(err)
+	}
+	lookups.addTI(TIIP, "10.0.0.1")
 	raws := []string{
 		`{"LogonType":3,"properties":{"riskState":"atRisk","nested":null},"list":["a","b"]}`,
 		`{"LogonType":"3","properties":"{\"riskState\":\"atRisk\"}","RiskState":"atRisk"}`,
@@ -61,7 +71,7 @@ func TestNativeEdgeCases(t *testing.T) {
 	for _, c := range conds {
 		y := strings.Replace(validRule, `Type == "process" && Process.Name == "powershell.exe"`, c.where, 1)
 		y = y[:strings.Index(y, "tests:")]
-		set, err := LoadSources([]Source{{Name: "x.yaml", Data: []byte(y)}}, nil, Options{})
+		set, err := LoadSources([]Source{{Name: "x.yaml", Data: []byte(y)}}, lookups, Options{})
 		if err != nil {
 			t.Fatalf("%s: %v", c.where, err)
 		}
