@@ -91,15 +91,17 @@ type Engine struct {
 	rules  []*crule
 	disp   map[event.Keyspace]*dispatch
 
-	env   rules.Env // current event, reused
-	env2  rules.Env // alert building, reused
-	henv  rules.HavingEnv
-	vm    vm.VM
-	frame rules.Frame // native conditions' view of env and vm
-	enc   encoded     // the current event, encoded once for all rules
-	refs  []blobRef   // saveEvents' scratch
-	kept  []uint64    // saveEvents' scratch
-	bkbuf []byte      // blob keys' buffer
+	env    rules.Env // current event, reused
+	env2   rules.Env // alert building, reused
+	henv   rules.HavingEnv
+	vm     vm.VM
+	frame  rules.Frame // native conditions' view of env and vm
+	frame2 rules.Frame // and of env2
+	vals   []string    // nativeValues' scratch
+	enc    encoded     // the current event, encoded once for all rules
+	refs   []blobRef   // saveEvents' scratch
+	kept   []uint64    // saveEvents' scratch
+	bkbuf  []byte      // blob keys' buffer
 	// blobN is the last blob number handed out; blobs the blobs whose
 	// reference count the current Flush changes (blobs.go).
 	blobN   uint64
@@ -216,6 +218,7 @@ func (e *Engine) install(set *rules.Set) {
 	e.set = set
 	e.fields = set.FieldPaths()
 	e.frame = rules.Frame{Env: &e.env, VM: &e.vm, Paths: e.fields}
+	e.frame2 = rules.Frame{Env: &e.env2, VM: &e.vm, Paths: e.fields}
 	e.rules = nil
 	e.disp = map[event.Keyspace]*dispatch{}
 	for _, r := range set.Rules {
@@ -424,8 +427,38 @@ func (e *Engine) addHit(s stepRef) {
 	e.hits = append(e.hits, h)
 }
 
+// frameOf returns the closures' frame of env, when the engine has one.
+func (e *Engine) frameOf(env *rules.Env) *rules.Frame {
+	switch env {
+	case &e.env:
+		return &e.frame
+	case &e.env2:
+		return &e.frame2
+	}
+	return nil
+}
+
+// nativeValues runs x's closures on env into the engine's scratch (valid
+// until the next call); ok is false when x has none or env no frame.
+func (e *Engine) nativeValues(env *rules.Env, x *rules.Expr) (vals []string, ok bool) {
+	f := e.frameOf(env)
+	if x.Values == nil || f == nil {
+		return nil, false
+	}
+	vals, err := x.Values.Append(f, e.vals[:0])
+	e.vals = vals[:0]
+	if err != nil {
+		e.stats.EvalErrors++
+		return nil, true
+	}
+	return vals, true
+}
+
 // keySelected runs the rule's key expression on the current event.
 func (e *Engine) keySelected(r *crule, key string) bool {
+	if vals, ok := e.nativeValues(&e.env, r.Key); ok {
+		return slices.Contains(vals, key)
+	}
 	out, ok := e.run(&e.env, r.Key)
 	if !ok {
 		return false
@@ -460,7 +493,11 @@ func (e *Engine) run(env *rules.Env, x *rules.Expr) (any, bool) {
 }
 
 // values evaluates a string-or-list expression, dropping empty values.
+// The result may be the engine's scratch: use it before the next call.
 func (e *Engine) values(env *rules.Env, x *rules.Expr) []string {
+	if vals, ok := e.nativeValues(env, x); ok {
+		return vals
+	}
 	out, ok := e.run(env, x)
 	if !ok {
 		return nil
@@ -471,6 +508,12 @@ func (e *Engine) values(env *rules.Env, x *rules.Expr) []string {
 // value evaluates a string-or-list expression into one string (list
 // elements joined by ","), without allocating for a plain string.
 func (e *Engine) value(env *rules.Env, x *rules.Expr) string {
+	if vals, ok := e.nativeValues(env, x); ok {
+		if len(vals) == 1 {
+			return vals[0]
+		}
+		return strings.Join(vals, ",")
+	}
 	out, ok := e.run(env, x)
 	if !ok {
 		return ""

@@ -663,8 +663,12 @@ func (c *compiler) valueExpr(src Src, what string) *Expr {
 		return e
 	}
 	switch e.Type.Kind() {
-	case reflect.String, reflect.Interface, reflect.Slice, reflect.Array,
-		reflect.Int, reflect.Int64, reflect.Float64:
+	case reflect.String, reflect.Slice, reflect.Array:
+		if p, err := expr.Compile(src.Text, append(c.exprOptions(), expr.Optimize(false))...); err == nil {
+			e.Values = compileValues(p.Node(), c.fn, c.exprOptions(), e.Fields.All())
+		}
+		return e
+	case reflect.Interface, reflect.Int, reflect.Int64, reflect.Float64:
 		return e
 	}
 	c.errf(src.Line, "%s: %q is %v; want a string or a list of strings", what, src.Text, e.Type)

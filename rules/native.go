@@ -131,6 +131,103 @@ func compileNative(root ast.Node, fn *funcs, opts []expr.Option, allFields bool)
 	return &Native{fn: f, Fallbacks: c.fallbacks}
 }
 
+// Values is a value expression — a key, a group_by, a distinct value, an
+// entity — compiled to closures: a string-typed expression, a []string
+// field (Related.Users) or a list of those. Entities of every alert, the
+// group and distinct value of every threshold event and the key of keyed
+// rules were the VM's largest remaining use (reflective field fetches).
+type Values struct {
+	fn valuesFn
+}
+
+type valuesFn func(f *Frame, dst []string) ([]string, error)
+
+// Append appends the expression's non-empty strings to dst, in order, as
+// the engine reads the VM's result (a string, or a flattened list).
+func (v *Values) Append(f *Frame, dst []string) ([]string, error) { return v.fn(f, dst) }
+
+// compileValues compiles a type-checked, unoptimized value expression, or
+// returns nil when any part of it would need expr's VM (the engine then
+// runs the program).
+func compileValues(root ast.Node, fn *funcs, opts []expr.Option, allFields bool) *Values {
+	c := &nativeCompiler{fn: fn, opts: opts, allFields: allFields}
+	g := c.valuesOf(root)
+	if g == nil || c.err != nil || c.fallbacks > 0 {
+		return nil
+	}
+	return &Values{fn: g}
+}
+
+func (c *nativeCompiler) valuesOf(n ast.Node) valuesFn {
+	if x, ok := n.(*ast.ArrayNode); ok {
+		parts := make([]valuesFn, len(x.Nodes))
+		for i, e := range x.Nodes {
+			if parts[i] = c.valuesOf(e); parts[i] == nil {
+				return nil
+			}
+		}
+		return func(f *Frame, dst []string) ([]string, error) {
+			var err error
+			for _, p := range parts {
+				if dst, err = p(f, dst); err != nil {
+					return dst, err
+				}
+			}
+			return dst, nil
+		}
+	}
+	if fa, ok := stringsFieldOf(n); ok {
+		off := fa.off
+		return func(f *Frame, dst []string) ([]string, error) {
+			for _, s := range *(*[]string)(unsafe.Add(fa.base(f), off)) {
+				if s != "" {
+					dst = append(dst, s)
+				}
+			}
+			return dst, nil
+		}
+	}
+	if !isStr(n) {
+		return nil
+	}
+	str := c.strOf(n)
+	return func(f *Frame, dst []string) ([]string, error) {
+		s, err := str(f)
+		if err == nil && s != "" {
+			dst = append(dst, s)
+		}
+		return dst, err
+	}
+}
+
+// stringsFieldOf is fieldOf for a []string field of the event.
+func stringsFieldOf(n ast.Node) (fieldAccess, bool) {
+	names, err := memberNames(n)
+	if err != nil || len(names) == 0 {
+		return fieldAccess{}, false
+	}
+	if _, ok := envType.FieldByName(names[0]); !ok {
+		return fieldAccess{}, false
+	}
+	t := eventType
+	var fa fieldAccess
+	for _, name := range names {
+		if t.Kind() != reflect.Struct {
+			return fieldAccess{}, false
+		}
+		sf, ok := t.FieldByName(name)
+		if !ok || len(sf.Index) != 1 || !sf.IsExported() {
+			return fieldAccess{}, false
+		}
+		fa.off += sf.Offset
+		t = sf.Type
+	}
+	if t.Kind() != reflect.Slice || t.Elem().Kind() != reflect.String {
+		return fieldAccess{}, false
+	}
+	return fa, true
+}
+
 // native reports whether n's top node has a closure of its own (as opposed
 // to a subtree handed whole to expr).
 func (c *nativeCompiler) native(n ast.Node) bool {

@@ -37,8 +37,11 @@ type Expr struct {
 	UsesFields bool
 	Fields     *event.FieldPaths
 	// Native is the condition compiled to closures (conditions only; nil
-	// for values, and when expr would run all of it anyway).
+	// when expr would run all of it anyway).
 	Native *Native
+	// Values is a value expression compiled to closures (values only; nil
+	// when some part needs expr's VM).
+	Values *Values
 	// Type is the static result type (nil when unknown, e.g. from Fields).
 	Type reflect.Type
 	Line int

@@ -1,6 +1,8 @@
 package library_test
 
 import (
+	"fmt"
+	"slices"
 	"testing"
 	"time"
 
@@ -21,38 +23,7 @@ import (
 // decode it themselves, lazily and only at the paths the set reads
 // (rules.Set.FieldPaths), as in the engine.
 func TestNativeMatchesVM(t *testing.T) {
-	set, err := rules.LoadDir(libDir(t), rules.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var evs []event.Event
-	for _, r := range set.Rules {
-		for i := range r.Spec.Tests {
-			got, err := ruletest.Events(&r.Spec.Tests[i])
-			if err != nil {
-				t.Fatalf("%s: %v", r.ID, err)
-			}
-			evs = append(evs, got...)
-		}
-	}
-	n := len(evs)
-	for i := 0; i < n; i++ { // the same events with the typed fields rules test most left empty
-		ev := evs[i]
-		ev.Action, ev.Process.Name, ev.DstIP, ev.Raw, ev.Fields = "", "", "", nil, nil
-		evs = append(evs, ev)
-	}
-	g := loadgen.New(3, 20, 10)
-	g.Attack = 0.05
-	base := time.Date(2025, 10, 7, 2, 0, 0, 0, time.UTC)
-	for i := 0; i < 2000; i++ {
-		r := g.Next(base.Add(time.Duration(i) * time.Second))
-		got, bad := normalize.Parse(r.Source, r.Value, base)
-		if len(bad) > 0 {
-			t.Fatalf("loadgen record: %v", bad[0])
-		}
-		evs = append(evs, got...)
-	}
-
+	set, evs := nativeTestEvents(t)
 	var conds, native, pure, checks, hits int
 	var machine vm.VM
 	for _, r := range set.Rules {
@@ -103,4 +74,147 @@ func TestNativeMatchesVM(t *testing.T) {
 	if hits == 0 {
 		t.Error("no condition was true on any event: the comparison shows nothing")
 	}
+}
+
+// nativeTestEvents loads the library and the events both ways are compared
+// on: every fixture event, the same with the fields rules test most
+// blanked, and generated traffic.
+func nativeTestEvents(t *testing.T) (*rules.Set, []event.Event) {
+	set, err := rules.LoadDir(libDir(t), rules.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var evs []event.Event
+
+	for _, r := range set.Rules {
+		for i := range r.Spec.Tests {
+			got, err := ruletest.Events(&r.Spec.Tests[i])
+			if err != nil {
+				t.Fatalf("%s: %v", r.ID, err)
+			}
+			evs = append(evs, got...)
+		}
+	}
+	n := len(evs)
+	for i := 0; i < n; i++ { // the same events with the typed fields rules test most left empty
+		ev := evs[i]
+		ev.Action, ev.Process.Name, ev.DstIP, ev.Raw, ev.Fields = "", "", "", nil, nil
+		evs = append(evs, ev)
+	}
+	g := loadgen.New(3, 20, 10)
+	g.Attack = 0.05
+	base := time.Date(2025, 10, 7, 2, 0, 0, 0, time.UTC)
+	for i := 0; i < 2000; i++ {
+		r := g.Next(base.Add(time.Duration(i) * time.Second))
+		got, bad := normalize.Parse(r.Source, r.Value, base)
+		if len(bad) > 0 {
+			t.Fatalf("loadgen record: %v", bad[0])
+		}
+		evs = append(evs, got...)
+	}
+
+	return set, evs
+}
+
+// TestNativeValuesMatchVM runs every value expression of the library —
+// keys, group_by, distinct, new_term fields, suppression keys, entities —
+// both ways, as closures (rules.Values) and in expr's VM, over the same
+// events, and requires the same strings in the same order (the VM's result
+// flattened and without empty strings, as the engine reads it).
+func TestNativeValuesMatchVM(t *testing.T) {
+	set, evs := nativeTestEvents(t)
+	var machine vm.VM
+	var exprs, native, checks, nonEmpty int
+	for _, r := range set.Rules {
+		var xs []*rules.Expr
+		add := func(x ...*rules.Expr) {
+			for _, e := range x {
+				if e != nil {
+					xs = append(xs, e)
+				}
+			}
+		}
+		add(r.Key)
+		add(r.Suppress.By...)
+		if r.Threshold != nil {
+			add(r.Threshold.Distinct)
+			add(r.Threshold.GroupBy...)
+		}
+		if r.NewTerm != nil {
+			add(r.NewTerm.Field)
+		}
+		steps := append([]*rules.Step{}, r.Steps...)
+		if r.Until != nil {
+			steps = append(steps, r.Until)
+		}
+		for _, s := range steps {
+			for _, en := range s.Entities {
+				add(en.Exprs...)
+			}
+		}
+		for _, x := range xs {
+			exprs++
+			if x.Values == nil {
+				continue
+			}
+			native++
+			for i := range evs {
+				ev := evs[i]
+				ev.Fields = nil
+				if x.UsesFields {
+					_ = ev.DecodeFields()
+				}
+				out, verr := machine.Run(x.Program, rules.NewEnv(&ev))
+				lazy := evs[i]
+				lazy.Fields = nil
+				got, nerr := x.Values.Append(&rules.Frame{Env: rules.NewEnv(&lazy), VM: &machine, Paths: set.FieldPaths()}, nil)
+				want := flatten(out)
+				if (verr == nil) != (nerr == nil) || verr == nil && !slices.Equal(got, want) {
+					t.Errorf("%s: %q on event %s: native %q (err %v), VM %q (err %v)", r.ID, x.Source, ev.ID, got, nerr, want, verr)
+				}
+				checks++
+				if len(want) > 0 {
+					nonEmpty++
+				}
+			}
+		}
+	}
+	t.Logf("%d value expressions: %d compiled to closures; %d checks, %d with values", exprs, native, checks, nonEmpty)
+	if native < exprs*3/4 {
+		t.Errorf("only %d of %d library value expressions compile to closures", native, exprs)
+	}
+	if nonEmpty == 0 {
+		t.Error("no value expression yielded anything: the comparison shows nothing")
+	}
+}
+
+// flatten is how the engine reads a value expression's VM result.
+func flatten(v any) []string {
+	switch x := v.(type) {
+	case nil:
+		return nil
+	case string:
+		if x == "" {
+			return nil
+		}
+		return []string{x}
+	case []string:
+		var out []string
+		for _, s := range x {
+			if s != "" {
+				out = append(out, s)
+			}
+		}
+		return out
+	case []any:
+		var out []string
+		for _, s := range x {
+			out = append(out, flatten(s)...)
+		}
+		return out
+	}
+	if s := fmt.Sprint(v); s != "" {
+		return []string{s}
+	}
+	return nil
 }
