@@ -302,7 +302,7 @@ func (e *Engine) releaseEvents(k, v []byte) error {
 	}
 	var failed error
 	switch v[8] {
-	case stateVersion:
+	case stateVersion, stateVersionIDs:
 		rs.eachEvent(func(blob *uint64, _ *[]byte) {
 			if failed == nil {
 				failed = e.unref(*blob)

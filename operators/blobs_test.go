@@ -3,11 +3,13 @@ package operators
 import (
 	"bytes"
 	"encoding/binary"
+	"fmt"
 	"os"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/vigil-sec/vigil/pipeline/alert"
 	"github.com/vigil-sec/vigil/pipeline/event"
 )
 
@@ -339,4 +341,55 @@ expect: {where: 'Type == "logon" && Outcome == "success"'}
 func slicesWithout(xs []string, i int) []string {
 	out := append([]string(nil), xs[:i]...)
 	return append(out, xs[i+1:]...)
+}
+
+// TestReadVersion4: a Store written by the previous release (state version
+// 4: threshold entries with whole ids; testdata/store-v4.bin holds two
+// failed logons of eve@x.example from two addresses, buffered by a
+// sequence and by a distinct-address threshold, in shared event keys)
+// carries on: the third address fires the threshold with all three events,
+// read back from their keys, and the saved values are version 5 with
+// consistent counts.
+func TestReadVersion4(t *testing.T) {
+	st := readStoreDump(t, "testdata/store-v4.bin")
+	th := "id: t.th\nname: failures\n" + hdr + `kind: threshold
+by: user
+window: 10m
+where: Type == "logon" && Outcome == "failure"
+threshold: {distinct: SrcIP, having: distinct >= 3}
+`
+	eng, err := NewEngine(loadRules(t, twoStep, th), st, Options{Lateness: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t0 := time.Date(2025, 5, 1, 9, 0, 0, 0, time.UTC)
+	f3 := event.Event{ID: "f3", Time: t0.Add(2 * time.Minute), Type: "logon", Outcome: event.OutcomeFailure, User: "eve@x.example", SrcIP: "203.0.113.9"}
+	as, err := eng.Process(event.KeyUser, "eve@x.example", &f3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(as) != 1 || as[0].RuleID != "t.th" {
+		t.Fatalf("alerts after the third address: %+v", as)
+	}
+	evs := as[0].Steps[0].Events
+	if len(evs) != 3 || evs[0].ID != "f1" || string(evs[1].Raw) != `{"n":2}` || eng.Stats().EventsMissing != 0 {
+		t.Fatalf("threshold alert events: %+v (missing %d)", evs, eng.Stats().EventsMissing)
+	}
+	var hashed []string
+	for _, id := range []string{"f1", "f2", "f3"} {
+		hashed = append(hashed, fmt.Sprintf("%x", idHash(id)))
+	}
+	if want := alert.MakeID("t.th", as[0].RuleVersion, event.KeyUser, "eve@x.example", hashed); as[0].ID != want {
+		t.Fatal("alert id does not hash the three events' ids")
+	}
+	if err := eng.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	_ = st.Scan([]byte("s/"), func(k, v []byte) error {
+		if v[8] != stateVersion {
+			t.Errorf("%q saved as version %d", k, v[8])
+		}
+		return nil
+	})
+	checkBlobCounts(t, st, "after the save")
 }

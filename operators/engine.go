@@ -810,7 +810,7 @@ func (e *Engine) load(r *crule, key string) (*entry, error) {
 		ent.rs = ruleState{}
 		return ent, nil
 	}
-	if b[8] != stateVersion {
+	if b[8] == stateVersionInline || b[8] == stateVersionBlobs {
 		return ent, e.migrate(ent, b[8])
 	}
 	ent.rs.eachEvent(func(blob *uint64, _ *[]byte) { ent.stored = append(ent.stored, *blob) })

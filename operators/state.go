@@ -48,13 +48,15 @@ import (
 // not misread: the engine starts that key fresh and counts it in
 // Stats.StateDiscarded, as it does for a changed rule. A new section gets a
 // new tag; a tag is never reused.
-const stateVersion = 4
+const stateVersion = 5
 
 // Earlier versions, still read: events inline (2), events as keys of
-// their own per rule and key (3). See blobs.go.
+// their own per rule and key (3), threshold entries with whole ids
+// (tagGroups; 4). See blobs.go.
 const (
 	stateVersionInline = 2
 	stateVersionBlobs  = 3
+	stateVersionIDs    = 4
 )
 
 // Section tags. Never reuse or renumber one.
@@ -68,7 +70,8 @@ const (
 	tagFirst   = 7  // new_term first sight of the key
 	tagSupp    = 8  // suppression
 	tagN       = 9  // sequence arrival counter
-	tagBlobs   = 10 // last blob number used
+	tagBlobs   = 10 // last blob number used (version 3)
+	tagGroupsH = 11 // threshold groups, entries with id hashes (version 5)
 )
 
 // errUnknownStateVersion marks a value this build cannot read; the key
@@ -128,15 +131,17 @@ type firedID struct {
 	first int64
 }
 
-// thEntry is what a threshold needs of one event: its id (re-delivery,
-// alert id), its time, its distinct value (an index into thGroup.vals, -1
-// for none) and its sum term. Not the event: see thGroup.evidence.
+// thEntry is what a threshold needs of one event: a 64-bit hash of its id
+// (re-delivery, alert id), its time, its distinct value (an index into
+// thGroup.vals, -1 for none) and its sum term. Not the event: see
+// thGroup.evidence. Not the id either: source ids run to 90 bytes (a
+// Defender report), a busy group holds thousands, and their hashes serve
+// both uses (idHash).
 type thEntry struct {
-	t   int64
-	s   float64
-	off uint32 // id = thGroup.ids[off:off+n]
-	n   uint32
-	d   int32
+	t int64
+	s float64
+	h uint64
+	d int32
 }
 
 // thEvidence is a matched event kept for the alert, encoded.
@@ -148,14 +153,7 @@ type thEvidence struct {
 
 type thGroup struct {
 	entries []thEntry // time order
-	// ids holds the entries' ids back to back: one allocation per group
-	// instead of one per event, and contiguous to encode (a Flush that
-	// chased one small string per entry was bound by cache misses).
-	ids []byte
-	// dead counts bytes of ids no entry uses any more (in memory only: a
-	// decoded arena is compact), so compaction is decided in O(1).
-	dead int
-	vals []string // dictionary of distinct values
+	vals    []string  // dictionary of distinct values
 	// evidence holds the newest Options.ThresholdEvidence matched events
 	// (time order), the events the alert carries.
 	evidence  []thEvidence
@@ -314,7 +312,7 @@ func (sc *encodeScratch) appendState(b []byte, s *ruleState, r *rules.Rule) []by
 		}
 	}
 	if len(s.groups) > 0 {
-		b = append(b, tagGroups)
+		b = append(b, tagGroupsH)
 		b = binary.AppendUvarint(b, uint64(len(s.groups)))
 		keys := sc.keys[:0]
 		for k := range s.groups {
@@ -399,7 +397,7 @@ func (sc *encodeScratch) appendGroup(b []byte, g *thGroup) []byte {
 	}
 	prev := int64(0)
 	for _, x := range g.entries {
-		b = appendBytes(b, g.ids[x.off:x.off+x.n])
+		b = binary.LittleEndian.AppendUint64(b, x.h)
 		b = binary.AppendVarint(b, x.t-prev)
 		prev = x.t
 		d := int64(-1)
@@ -454,7 +452,7 @@ func decodeState(v []byte, s *ruleState) error {
 	if len(v) < 9 {
 		return fmt.Errorf("%w: value of %d bytes", errMalformedState, len(v))
 	}
-	if v[8] != stateVersion && v[8] != stateVersionBlobs && v[8] != stateVersionInline {
+	if v[8] < stateVersionInline || v[8] > stateVersion {
 		return fmt.Errorf("%w %d (this build reads %d to %d)", errUnknownStateVersion, v[8], stateVersionInline, stateVersion)
 	}
 	d := &reader{b: v, off: 9, inline: v[8] == stateVersionInline}
@@ -492,12 +490,15 @@ func decodeState(v []byte, s *ruleState) error {
 				s.fired[i].h = d.fixed64()
 				s.fired[i].first = d.varint()
 			}
-		case tagGroups:
+		case tagGroups, tagGroupsH:
+			if seen&(1<<tagGroups) != 0 && seen&(1<<tagGroupsH) != 0 {
+				return fmt.Errorf("%w: both group sections", errMalformedState)
+			}
 			n := d.count(5)
 			s.groups = make(map[string]*thGroup, n)
 			for i := 0; i < n && d.err == nil; i++ {
 				k := d.str()
-				s.groups[k] = d.group()
+				s.groups[k] = d.group(tag == tagGroupsH)
 			}
 		case tagAnchors:
 			n := d.count(4)
@@ -669,7 +670,9 @@ func (d *reader) timeMap() map[string]int64 {
 	return m
 }
 
-func (d *reader) group() *thGroup {
+// group reads a threshold group; hashed says its entries hold id hashes
+// (tagGroupsH) rather than ids (tagGroups, hashed here).
+func (d *reader) group(hashed bool) *thGroup {
 	g := &thGroup{suppUntil: d.varint()}
 	if n := d.count(1); n > 0 {
 		g.fired = make([]int64, n)
@@ -689,9 +692,11 @@ func (d *reader) group() *thGroup {
 	prev := int64(0)
 	for i := range g.entries {
 		x := &g.entries[i]
-		id := d.bytes()
-		x.off, x.n = uint32(len(g.ids)), uint32(len(id))
-		g.ids = append(g.ids, id...)
+		if hashed {
+			x.h = d.fixed64()
+		} else {
+			x.h = idHash(string(d.bytes()))
+		}
 		x.t = prev + d.varint()
 		prev = x.t
 		dv := d.varint()

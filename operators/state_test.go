@@ -23,9 +23,7 @@ func sampleState(t testing.TB) *ruleState {
 	}
 	g := &thGroup{suppUntil: 99, fired: []int64{3, 4}, vals: []string{"x", "unused", "y"}}
 	for i, id := range []string{"a", "bb", "ccc"} {
-		g.entries = append(g.entries, thEntry{t: int64(100 + i), d: int32([]int{0, 2, -1}[i]), s: float64(i) * 1.5,
-			off: uint32(len(g.ids)), n: uint32(len(id))})
-		g.ids = append(g.ids, id...)
+		g.entries = append(g.entries, thEntry{t: int64(100 + i), d: int32([]int{0, 2, -1}[i]), s: float64(i) * 1.5, h: idHash(id)})
 	}
 	g.evidence = []thEvidence{{t: 101, blob: 3, ev: b}}
 	return &ruleState{
@@ -65,11 +63,11 @@ func TestStateRoundTrip(t *testing.T) {
 	}{
 		{"seq", len(d.seq) == 2 && d.seq[0].id == "s1" && d.seq[0].t == -5 && d.seq[0].until && d.seq[0].mask == 3 && d.seq[1].n == 8},
 		{"seq blob", d.seq[0].blob == 1 && d.seq[1].blob == 2 && d.nb == 4},
-		{"events not inline", d.seq[0].ev == nil && g.evidence[0].ev == nil && d.anchors[0].ev == nil && len(enc) < 150},
+		{"events not inline", d.seq[0].ev == nil && g.evidence[0].ev == nil && d.anchors[0].ev == nil && len(enc) < 170},
 		{"n", d.n == 8},
 		{"fired", len(d.fired) == 1 && d.fired[0].first == 4 && d.fired[0].h == 0xdeadbeef},
 		{"groups", len(d.groups) == 2 && g.suppUntil == 99 && len(g.fired) == 2},
-		{"entries", len(g.entries) == 3 && string(g.id(&g.entries[1])) == "bb" && g.entries[2].t == 102 && g.entries[1].s == 1.5},
+		{"entries", len(g.entries) == 3 && g.entries[1].h == idHash("bb") && g.entries[2].t == 102 && g.entries[1].s == 1.5},
 		{"dictionary compacted", len(g.vals) == 2 && g.vals[g.entries[1].d] == "y" && g.entries[2].d == -1},
 		{"evidence", len(g.evidence) == 1 && g.evidence[0].blob == 3},
 		{"anchors", len(d.anchors) == 1 && d.anchors[0].deadline == 50 && d.anchors[0].blob == 4},
@@ -107,6 +105,9 @@ func TestDecodeInlineVersion(t *testing.T) {
 	g := d.groups[""]
 	if len(g.evidence) != 1 || decodeEvent(g.evidence[0].ev, "", 0).ID != "e1" || decodeEvent(d.anchors[0].ev, "", 0).ID != "e1" {
 		t.Fatal("inline evidence or anchor lost")
+	}
+	if len(g.entries) != 3 || g.entries[0].h != idHash("a") || g.entries[2].h != idHash("ccc") {
+		t.Fatalf("threshold entries with whole ids (tagGroups) not read as their hashes: %+v", g.entries)
 	}
 	blobs := map[uint64]bool{}
 	d.eachEvent(func(b *uint64, _ *[]byte) { blobs[*b] = true })
@@ -249,7 +250,11 @@ threshold: {distinct: SrcIP, having: 'distinct >= 3 && count >= ` + fmt.Sprint(n
 	if len(evs) != 8 || evs[0] != "event-32" || evs[7] != "event-39" {
 		t.Errorf("alert events = %v, want the newest 8", evs)
 	}
-	if want := alert.MakeID("t.many", a.RuleVersion, event.KeyUser, "u", ids); a.ID != want {
+	hashed := make([]string, len(ids))
+	for i, id := range ids {
+		hashed[i] = fmt.Sprintf("%x", idHash(id))
+	}
+	if want := alert.MakeID("t.many", a.RuleVersion, event.KeyUser, "u", hashed); a.ID != want {
 		t.Errorf("alert id does not hash every event of the window")
 	}
 	if a.FirstTime != t0 || len(a.Steps[0].Events[0].Raw) != len(raw) {
@@ -257,36 +262,45 @@ threshold: {distinct: SrcIP, having: 'distinct >= 3 && count >= ` + fmt.Sprint(n
 	}
 }
 
-// TestThresholdIDArenaStaysBounded: a key that keeps buffering for hours
-// reuses its id arena (compaction) and its ids stay right.
-func TestThresholdIDArenaStaysBounded(t *testing.T) {
+// TestThresholdEntriesKeepNoIDs: a threshold group keeps a fixed-size
+// hash per event, not its id, so a busy key costs the same with 90-byte
+// Defender ids as with short ones, and a re-delivered event is still
+// recognised by its hash.
+func TestThresholdEntriesKeepNoIDs(t *testing.T) {
 	rule := "id: t.never\nname: never\n" + hdr + `kind: threshold
 by: user
-window: 10s
+window: 10m
 where: Outcome == "failure"
 threshold: {having: count >= 1000}
 `
-	eng, err := NewEngine(loadRules(t, rule), NewMemStore(), Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t0 := time.Date(2025, 5, 1, 9, 0, 0, 0, time.UTC)
-	for i := 0; i < 20000; i++ {
-		ev := event.Event{ID: fmt.Sprintf("event-%05d", i), Time: t0.Add(time.Duration(i) * 100 * time.Millisecond), Outcome: event.OutcomeFailure, User: "u"}
-		if _, err := eng.Process(event.KeyUser, "u", &ev); err != nil {
+	size := func(idLen int) int {
+		st := NewMemStore()
+		eng, err := NewEngine(loadRules(t, rule), st, Options{})
+		if err != nil {
 			t.Fatal(err)
 		}
-	}
-	g := eng.rules[0].states["u"].rs.groups[""]
-	if len(g.ids) > 8192 || len(g.entries) > 110 {
-		t.Fatalf("arena %d bytes for %d entries", len(g.ids), len(g.entries))
-	}
-	for k := range g.entries {
-		x := &g.entries[k]
-		want := fmt.Sprintf("event-%05d", (x.t-t0.UnixNano())/int64(100*time.Millisecond))
-		if got := string(g.id(x)); got != want {
-			t.Fatalf("entry %d: id %q, want %q", k, got, want)
+		t0 := time.Date(2025, 5, 1, 9, 0, 0, 0, time.UTC)
+		for i := 0; i < 200; i++ {
+			id := fmt.Sprintf("%0*d", idLen, i)
+			ev := event.Event{ID: id, Time: t0.Add(time.Duration(i) * time.Second), Outcome: event.OutcomeFailure, User: "u"}
+			for range 2 { // the second is a re-delivery
+				if _, err := eng.Process(event.KeyUser, "u", &ev); err != nil {
+					t.Fatal(err)
+				}
+			}
 		}
+		if n := len(eng.rules[0].states["u"].rs.groups[""].entries); n != 200 {
+			t.Fatalf("%d entries for 200 events delivered twice", n)
+		}
+		if err := eng.Flush(); err != nil {
+			t.Fatal(err)
+		}
+		n := 0
+		_ = st.Scan([]byte("s/"), func(_, v []byte) error { n += len(v); return nil })
+		return n
+	}
+	if short, long := size(4), size(90); long != short {
+		t.Fatalf("state of 200 entries: %d bytes with 4-byte ids, %d with 90-byte ids", short, long)
 	}
 }
 

@@ -53,15 +53,15 @@ func (e *Engine) threshold(ent *entry, ks event.Keyspace, key string, ev *event.
 		return nil
 	}
 	i := sort.Search(len(g.entries), func(i int) bool { return g.entries[i].t > t })
+	h := idHash(ev.ID)
 	if ev.ID != "" {
 		for j := i - 1; j >= 0 && g.entries[j].t == t; j-- {
-			if string(g.id(&g.entries[j])) == ev.ID {
+			if g.entries[j].h == h {
 				return nil // re-delivery
 			}
 		}
 	}
-	en := thEntry{t: t, d: -1, off: uint32(len(g.ids)), n: uint32(len(ev.ID))}
-	g.ids = append(g.ids, ev.ID...)
+	en := thEntry{t: t, d: -1, h: h}
 	if th.Distinct != nil {
 		if v := e.value(env, th.Distinct); v != "" {
 			en.d = g.intern(v)
@@ -91,9 +91,6 @@ func (e *Engine) threshold(ent *entry, ks event.Keyspace, key string, ev *event.
 		j = len(g.entries) - maxThresholdEntries
 	}
 	if j > 0 {
-		for k := 0; k < j; k++ {
-			g.dead += int(g.entries[k].n)
-		}
 		if a := g.agg; a != nil {
 			for ; a.lo < j; a.lo++ { // dropped from inside the window (the entry cap)
 				a.remove(g.entries[a.lo].d)
@@ -110,9 +107,6 @@ func (e *Engine) threshold(ent *entry, ks event.Keyspace, key string, ev *event.
 		if len(g.vals) > 2*len(g.entries)+16 {
 			g.compactVals()
 		}
-	}
-	if g.dead > 4096 && 2*g.dead > len(g.ids) {
-		g.compactIDs()
 	}
 
 	if th.Tumbling {
@@ -138,9 +132,6 @@ func (e *Engine) threshold(ent *entry, ks event.Keyspace, key string, ev *event.
 		}
 		g.fired = keep
 		a := e.thresholdAlert(r, ks, key, g, win, b*W)
-		for k := lo; k < hi; k++ {
-			g.dead += int(g.entries[k].n)
-		}
 		g.entries = append(g.entries[:lo], g.entries[hi:]...)
 		g.dropEvidence(b*W, (b+1)*W-1)
 		return []alert.Alert{a}
@@ -191,7 +182,7 @@ func floorDiv(a, b int64) int64 {
 
 // reset empties a group that fired.
 func (g *thGroup) reset() {
-	g.entries, g.ids, g.vals, g.evidence, g.dead = nil, nil, nil, nil, 0
+	g.entries, g.vals, g.evidence = nil, nil, nil
 	g.index, g.agg = nil, nil
 }
 
@@ -257,26 +248,26 @@ func (g *thGroup) intern(v string) int32 {
 	return int32(len(g.vals) - 1)
 }
 
-func (g *thGroup) id(x *thEntry) []byte { return g.ids[x.off : x.off+x.n] }
-
-func (g *thGroup) liveIDs() int {
-	n := 0
-	for k := range g.entries {
-		n += int(g.entries[k].n)
+// idHash is FNV-1a (64 bits) of an event id: what a threshold keeps of
+// the id, for re-delivery and for the alert id. Stable across processes
+// and releases — alert ids depend on it.
+func idHash(id string) uint64 {
+	h := uint64(14695981039346656037)
+	for i := 0; i < len(id); i++ {
+		h ^= uint64(id[i])
+		h *= 1099511628211
 	}
-	return n
+	return h
 }
 
-// compactIDs rewrites the id arena with only the entries' ids.
-func (g *thGroup) compactIDs() {
-	ids := make([]byte, 0, g.liveIDs()*2)
-	for k := range g.entries {
-		x := &g.entries[k]
-		off := uint32(len(ids))
-		ids = append(ids, g.id(x)...)
-		x.off = off
+// idHashes are the strings a threshold alert's id hashes: one per event of
+// the window, the hex of its id hash.
+func idHashes(win []thEntry) []string {
+	ids := make([]string, len(win))
+	for i := range win {
+		ids[i] = strconv.FormatUint(win[i].h, 16)
 	}
-	g.ids, g.dead = ids, 0
+	return ids
 }
 
 // compactVals drops dictionary values no entry uses.
@@ -398,10 +389,7 @@ func (e *Engine) number(env *rules.Env, x *rules.Expr) float64 {
 // event id of the window; the events carried are the group's evidence that
 // lies in the window.
 func (e *Engine) thresholdAlert(r *crule, ks event.Keyspace, key string, g *thGroup, win []thEntry, first int64) alert.Alert {
-	ids := make([]string, len(win))
-	for i := range win {
-		ids[i] = string(g.id(&win[i]))
-	}
+	ids := idHashes(win)
 	lo, hi := win[0].t, win[len(win)-1].t
 	evs := make([]event.Event, 0, len(g.evidence))
 	for _, x := range g.evidence {
