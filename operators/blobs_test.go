@@ -37,7 +37,7 @@ func blobRefs(t *testing.T, st *MemStore) []uint64 {
 	t.Helper()
 	var out []uint64
 	for _, k := range blobKeys(st) {
-		n, w := binary.Uvarint(st.m[k])
+		n, w := binary.Uvarint(st.value(k))
 		if w <= 0 {
 			t.Fatalf("event key %q: no reference count", k)
 		}
@@ -159,7 +159,7 @@ func readStoreDump(t *testing.T, path string) *MemStore {
 	}
 	for len(b) > 0 {
 		k := next()
-		st.m[string(k)] = bytes.Clone(next())
+		st.put(string(k), bytes.Clone(next()))
 	}
 	return st
 }

@@ -5,27 +5,34 @@ import (
 	"sort"
 )
 
-// MemStore is a map-backed Store for tests, `vigil rules test` and
-// one-shot runs without Kafka. It is not safe for concurrent use.
+// MemStore is a map-backed Store for tests, `vigil rules test`, `vigil
+// detect` and one-shot runs without Kafka. It is not safe for concurrent
+// use. A key rewritten (a busy state, every batch) reuses its value's
+// buffer instead of allocating a copy each time.
 type MemStore struct {
-	m map[string][]byte
+	m map[string]*[]byte
 }
 
 // NewMemStore returns an empty store.
-func NewMemStore() *MemStore { return &MemStore{m: map[string][]byte{}} }
+func NewMemStore() *MemStore { return &MemStore{m: map[string]*[]byte{}} }
 
 // Get returns a copy of the value, or (nil, nil).
 func (s *MemStore) Get(key []byte) ([]byte, error) {
-	v, ok := s.m[string(key)]
+	p, ok := s.m[string(key)]
 	if !ok {
 		return nil, nil
 	}
-	return bytes.Clone(v), nil
+	return bytes.Clone(*p), nil
 }
 
 // Set stores a copy of value.
 func (s *MemStore) Set(key, value []byte) error {
-	s.m[string(key)] = bytes.Clone(value)
+	if p, ok := s.m[string(key)]; ok && value != nil {
+		*p = append((*p)[:0], value...)
+		return nil
+	}
+	v := bytes.Clone(value)
+	s.m[string(key)] = &v
 	return nil
 }
 
@@ -34,6 +41,17 @@ func (s *MemStore) Delete(key []byte) error {
 	delete(s.m, string(key))
 	return nil
 }
+
+// value returns the stored bytes of key (tests: not a copy), or nil.
+func (s *MemStore) value(key string) []byte {
+	if p := s.m[key]; p != nil {
+		return *p
+	}
+	return nil
+}
+
+// put stores v under key as is (tests).
+func (s *MemStore) put(key string, v []byte) { s.m[key] = &v }
 
 // Scan calls fn for keys with prefix, in key order.
 func (s *MemStore) Scan(prefix []byte, fn func(key, value []byte) error) error {
@@ -45,7 +63,7 @@ func (s *MemStore) Scan(prefix []byte, fn func(key, value []byte) error) error {
 	}
 	sort.Strings(keys)
 	for _, k := range keys {
-		if err := fn([]byte(k), s.m[k]); err != nil {
+		if err := fn([]byte(k), *s.m[k]); err != nil {
 			return err
 		}
 	}
@@ -59,7 +77,7 @@ func (s *MemStore) Len() int { return len(s.m) }
 func (s *MemStore) Size() int {
 	n := 0
 	for k, v := range s.m {
-		n += len(k) + len(v)
+		n += len(k) + len(*v)
 	}
 	return n
 }

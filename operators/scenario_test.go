@@ -2,6 +2,7 @@ package operators
 
 import (
 	"bufio"
+	"bytes"
 	"errors"
 	"fmt"
 	"os"
@@ -171,7 +172,7 @@ func runScenario(t *testing.T, file string) {
 			}
 			s.snap = NewMemStore()
 			for k, v := range s.store.m {
-				s.snap.m[k] = v
+				s.snap.put(k, bytes.Clone(*v)) // a copy: the store reuses value buffers
 			}
 		case "rollback":
 			s.store = s.snap

@@ -352,7 +352,7 @@ func TestEventsStoredOnce(t *testing.T) {
 		t.Fatalf("state value is %d bytes: the 4 KB event is inline", n)
 	}
 	// A second failure: one more event key; the first is not rewritten.
-	st.m[blobKeys(st)[0]] = append(st.m[blobKeys(st)[0]], 0) // marks it: a rewrite would drop the mark
+	st.put(blobKeys(st)[0], append(bytes.Clone(st.value(blobKeys(st)[0])), 0)) // marks it: a rewrite would drop the mark
 	first := blobKeys(st)[0]
 	fail2 := fail
 	fail2.ID, fail2.Time = "f2", t0.Add(time.Minute)
@@ -362,10 +362,10 @@ func TestEventsStoredOnce(t *testing.T) {
 	if err := eng.Flush(); err != nil {
 		t.Fatal(err)
 	}
-	if keys := blobKeys(st); len(keys) != 2 || st.m[first][len(st.m[first])-1] != 0 {
-		t.Fatalf("second event: keys %q, first rewritten: %v", keys, st.m[first][len(st.m[first])-1] != 0)
+	if keys, v := blobKeys(st), st.value(first); len(keys) != 2 || v[len(v)-1] != 0 {
+		t.Fatalf("second event: keys %q, first rewritten: %v", keys, v[len(v)-1] != 0)
 	}
-	st.m[first] = st.m[first][:len(st.m[first])-1]
+	st.put(first, st.value(first)[:len(st.value(first))-1])
 
 	// Restart: the new engine reads the state (blob numbers only) and the
 	// alert carries the events read back from their keys.
@@ -402,7 +402,7 @@ func TestEventsStoredOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 	k := eng2.storeKey(eng2.rules[0], "kim")
-	st.m[string(k)] = v2
+	st.put(string(k), v2)
 	ent, err := eng2.load(eng2.rules[0], "kim")
 	if err != nil {
 		t.Fatal(err)
@@ -417,7 +417,7 @@ func TestEventsStoredOnce(t *testing.T) {
 		t.Fatalf("migrated event keys %q", keys)
 	}
 	var back ruleState
-	if err := decodeState(bytes.Clone(st.m[string(k)]), &back); err != nil || back.seq[0].ev != nil {
+	if err := decodeState(bytes.Clone(st.value(string(k))), &back); err != nil || back.seq[0].ev != nil {
 		t.Fatalf("migrated state: %v", err)
 	}
 	if e := eng2.eventAt(back.seq[0].blob, nil, "", 0); e.User != "kim" {
