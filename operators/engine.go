@@ -474,7 +474,7 @@ func (e *Engine) keySelected(r *crule, key string) bool {
 		}
 		return false
 	}
-	for _, v := range toStrings(out) {
+	for _, v := range rules.ValueStrings(out) {
 		if v == key {
 			return true
 		}
@@ -502,7 +502,7 @@ func (e *Engine) values(env *rules.Env, x *rules.Expr) []string {
 	if !ok {
 		return nil
 	}
-	return toStrings(out)
+	return rules.ValueStrings(out)
 }
 
 // value evaluates a string-or-list expression into one string (list
@@ -521,38 +521,7 @@ func (e *Engine) value(env *rules.Env, x *rules.Expr) string {
 	if s, ok := out.(string); ok {
 		return s
 	}
-	return strings.Join(toStrings(out), ",")
-}
-
-func toStrings(v any) []string {
-	switch x := v.(type) {
-	case nil:
-		return nil
-	case string:
-		if x == "" {
-			return nil
-		}
-		return []string{x}
-	case []string:
-		var out []string
-		for _, s := range x {
-			if s != "" {
-				out = append(out, s)
-			}
-		}
-		return out
-	case []any:
-		var out []string
-		for _, s := range x {
-			out = append(out, toStrings(s)...)
-		}
-		return out
-	}
-	s := fmt.Sprint(v)
-	if s == "" {
-		return nil
-	}
-	return []string{s}
+	return strings.Join(rules.ValueStrings(out), ",")
 }
 
 func (e *Engine) apply(h hit, ks event.Keyspace, key string, ev *event.Event) ([]alert.Alert, error) {

@@ -146,6 +146,40 @@ type valuesFn func(f *Frame, dst []string) ([]string, error)
 // the engine reads the VM's result (a string, or a flattened list).
 func (v *Values) Append(f *Frame, dst []string) ([]string, error) { return v.fn(f, dst) }
 
+// ValueStrings reads a value expression's VM result as the engine uses it:
+// a string, or a list (nested lists flattened), without empty strings;
+// anything else in its fmt form. Values.Append yields the same.
+func ValueStrings(v any) []string {
+	switch x := v.(type) {
+	case nil:
+		return nil
+	case string:
+		if x == "" {
+			return nil
+		}
+		return []string{x}
+	case []string:
+		var out []string
+		for _, s := range x {
+			if s != "" {
+				out = append(out, s)
+			}
+		}
+		return out
+	case []any:
+		var out []string
+		for _, s := range x {
+			out = append(out, ValueStrings(s)...)
+		}
+		return out
+	}
+	s := fmt.Sprint(v)
+	if s == "" {
+		return nil
+	}
+	return []string{s}
+}
+
 // compileValues compiles a type-checked, unoptimized value expression, or
 // returns nil when any part of it would need expr's VM (the engine then
 // runs the program).
@@ -209,23 +243,11 @@ func stringsFieldOf(n ast.Node) (fieldAccess, bool) {
 	if _, ok := envType.FieldByName(names[0]); !ok {
 		return fieldAccess{}, false
 	}
-	t := eventType
-	var fa fieldAccess
-	for _, name := range names {
-		if t.Kind() != reflect.Struct {
-			return fieldAccess{}, false
-		}
-		sf, ok := t.FieldByName(name)
-		if !ok || len(sf.Index) != 1 || !sf.IsExported() {
-			return fieldAccess{}, false
-		}
-		fa.off += sf.Offset
-		t = sf.Type
-	}
-	if t.Kind() != reflect.Slice || t.Elem().Kind() != reflect.String {
+	off, t, ok := walkFields(eventType, 0, names)
+	if !ok || t.Kind() != reflect.Slice || t.Elem().Kind() != reflect.String {
 		return fieldAccess{}, false
 	}
-	return fa, true
+	return fieldAccess{off: off}, true
 }
 
 // native reports whether n's top node has a closure of its own (as opposed
@@ -783,16 +805,8 @@ func fieldOf(n ast.Node) (fieldAccess, bool) {
 		}
 		fa.off, t = ef.Offset, ef.Type
 	}
-	for _, name := range names[1:] {
-		if t.Kind() != reflect.Struct {
-			return fieldAccess{}, false
-		}
-		sf, ok := t.FieldByName(name)
-		if !ok || len(sf.Index) != 1 || !sf.IsExported() {
-			return fieldAccess{}, false
-		}
-		fa.off += sf.Offset
-		t = sf.Type
+	if fa.off, t, ok = walkFields(t, fa.off, names[1:]); !ok {
+		return fieldAccess{}, false
 	}
 	fa.kind = t.Kind()
 	switch fa.kind {
@@ -800,6 +814,23 @@ func fieldOf(n ast.Node) (fieldAccess, bool) {
 		return fa, true
 	}
 	return fieldAccess{}, false
+}
+
+// walkFields follows the exported, non-embedded fields names from a value
+// of type t at offset off: the offset and type of the last one.
+func walkFields(t reflect.Type, off uintptr, names []string) (uintptr, reflect.Type, bool) {
+	for _, name := range names {
+		if t.Kind() != reflect.Struct {
+			return 0, nil, false
+		}
+		sf, ok := t.FieldByName(name)
+		if !ok || len(sf.Index) != 1 || !sf.IsExported() {
+			return 0, nil, false
+		}
+		off += sf.Offset
+		t = sf.Type
+	}
+	return off, t, true
 }
 
 func memberNames(n ast.Node) ([]string, error) {

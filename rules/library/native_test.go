@@ -1,7 +1,6 @@
 package library_test
 
 import (
-	"fmt"
 	"slices"
 	"testing"
 	"time"
@@ -46,11 +45,7 @@ func TestNativeMatchesVM(t *testing.T) {
 			}
 			for i := range evs {
 				ev := evs[i]
-				ev.Fields = nil
-				if x.UsesFields {
-					_ = ev.DecodeFields()
-				}
-				out, verr := machine.Run(x.Program, rules.NewEnv(&ev))
+				out, verr := runVM(&machine, x, ev)
 				want := verr == nil && out == true
 				// The engine's way: Fields decoded lazily, at the set's paths.
 				lazy := evs[i]
@@ -160,15 +155,11 @@ func TestNativeValuesMatchVM(t *testing.T) {
 			native++
 			for i := range evs {
 				ev := evs[i]
-				ev.Fields = nil
-				if x.UsesFields {
-					_ = ev.DecodeFields()
-				}
-				out, verr := machine.Run(x.Program, rules.NewEnv(&ev))
+				out, verr := runVM(&machine, x, ev)
 				lazy := evs[i]
 				lazy.Fields = nil
 				got, nerr := x.Values.Append(&rules.Frame{Env: rules.NewEnv(&lazy), VM: &machine, Paths: set.FieldPaths()}, nil)
-				want := flatten(out)
+				want := rules.ValueStrings(out)
 				if (verr == nil) != (nerr == nil) || verr == nil && !slices.Equal(got, want) {
 					t.Errorf("%s: %q on event %s: native %q (err %v), VM %q (err %v)", r.ID, x.Source, ev.ID, got, nerr, want, verr)
 				}
@@ -188,33 +179,12 @@ func TestNativeValuesMatchVM(t *testing.T) {
 	}
 }
 
-// flatten is how the engine reads a value expression's VM result.
-func flatten(v any) []string {
-	switch x := v.(type) {
-	case nil:
-		return nil
-	case string:
-		if x == "" {
-			return nil
-		}
-		return []string{x}
-	case []string:
-		var out []string
-		for _, s := range x {
-			if s != "" {
-				out = append(out, s)
-			}
-		}
-		return out
-	case []any:
-		var out []string
-		for _, s := range x {
-			out = append(out, flatten(s)...)
-		}
-		return out
+// runVM runs x in expr's VM on a copy of ev with its whole record decoded,
+// the reference both native forms are compared with.
+func runVM(m *vm.VM, x *rules.Expr, ev event.Event) (any, error) {
+	ev.Fields = nil
+	if x.UsesFields {
+		_ = ev.DecodeFields()
 	}
-	if s := fmt.Sprint(v); s != "" {
-		return []string{s}
-	}
-	return nil
+	return m.Run(x.Program, rules.NewEnv(&ev))
 }
