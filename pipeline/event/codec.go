@@ -430,6 +430,12 @@ var (
 )
 
 func (d *decoder) uvarint() (uint64, error) {
+	// Keys and most lengths fit in one byte.
+	if d.off < len(d.b) && d.b[d.off] < 0x80 {
+		v := uint64(d.b[d.off])
+		d.off++
+		return v, nil
+	}
 	v, n := binary.Uvarint(d.b[d.off:])
 	switch {
 	case n == 0:
