@@ -80,6 +80,7 @@ type Store struct {
 	changes map[string][]byte
 	deleted map[string]bool
 	sync    bool
+	kbuf    []byte // the Pebble key of Get, Set and Delete (Pebble copies it)
 }
 
 // Open opens (creating if needed) the store in dir.
@@ -119,10 +120,17 @@ func userKey(k []byte) []byte {
 	return append(append(out, userPrefix...), k...)
 }
 
+// key returns the Pebble key of k in a buffer reused by the next call:
+// for lookups and writes, which copy it, not for iterator bounds.
+func (s *Store) key(k []byte) []byte {
+	s.kbuf = append(append(s.kbuf[:0], userPrefix...), k...)
+	return s.kbuf
+}
+
 // Get returns the value of key, or (nil, nil) if it is absent. The value
 // is valid until the next call on s.
 func (s *Store) Get(key []byte) ([]byte, error) {
-	v, closer, err := s.batch.Get(userKey(key))
+	v, closer, err := s.batch.Get(s.key(key))
 	if errors.Is(err, pebble.ErrNotFound) {
 		return nil, nil
 	}
@@ -136,7 +144,7 @@ func (s *Store) Get(key []byte) ([]byte, error) {
 
 // Set stages key = value.
 func (s *Store) Set(key, value []byte) error {
-	if err := s.batch.Set(userKey(key), value, nil); err != nil {
+	if err := s.batch.Set(s.key(key), value, nil); err != nil {
 		return fmt.Errorf("state: set: %w", err)
 	}
 	k := string(key)
@@ -147,7 +155,7 @@ func (s *Store) Set(key, value []byte) error {
 
 // Delete stages the removal of key.
 func (s *Store) Delete(key []byte) error {
-	if err := s.batch.Delete(userKey(key), nil); err != nil {
+	if err := s.batch.Delete(s.key(key), nil); err != nil {
 		return fmt.Errorf("state: delete: %w", err)
 	}
 	k := string(key)
