@@ -195,6 +195,13 @@ const (
 	fRelatedIPs     = 58
 
 	fRaw = 63
+
+	// fLayout comes first: uvarint bytes of all string fields but Raw, and
+	// the counts of Related users, devices and IPs — what Unmarshal's
+	// sizing pass would count, so it can decode in one pass. A hint only:
+	// a wrong or missing one costs allocations, never correctness, and a
+	// decoder that does not know it skips it.
+	fLayout = 62
 )
 
 // Marshal encodes e in the internal format. It fails only on a time whose
@@ -208,6 +215,7 @@ func Marshal(e *Event) ([]byte, error) {
 // slice, so a caller can reuse one buffer for every event it writes.
 func AppendMarshal(dst []byte, e *Event) ([]byte, error) {
 	b := append(dst, CodecVersion)
+	b = appendLayout(b, e)
 	b = appendString(b, fID, e.ID)
 	b = appendTime(b, fTime, e.Time)
 	b = appendTime(b, fReceived, e.Received)
@@ -265,6 +273,31 @@ func AppendMarshal(dst []byte, e *Event) ([]byte, error) {
 		b = append(b, e.Raw...)
 	}
 	return b, nil
+}
+
+// appendLayout writes the fLayout field of e.
+func appendLayout(b []byte, e *Event) []byte {
+	p, f, r := &e.Process, &e.File, &e.Related
+	n := len(e.ID) + len(e.Source) + len(e.Category) + len(e.Type) + len(e.Action) + len(e.Outcome) +
+		len(e.Severity) + len(e.Title) + len(e.User) + len(e.UserID) + len(e.Device) + len(e.DeviceID) +
+		len(e.SrcIP) + len(e.DstIP) + len(e.Protocol) + len(e.Resource) + len(e.App) + len(e.URL) +
+		len(e.Domain) + len(e.Country) +
+		len(p.Name) + len(p.Path) + len(p.CommandLine) + len(p.SHA256) + len(p.SHA1) + len(p.MD5) +
+		len(p.ParentName) + len(p.ParentCommandLine) +
+		len(f.Name) + len(f.Path) + len(f.SHA256) + len(f.SHA1) + len(f.MD5)
+	for _, l := range [][]string{r.Users, r.Devices, r.IPs} {
+		for _, s := range l {
+			n += len(s)
+		}
+	}
+	var v [4 * binary.MaxVarintLen64]byte
+	h := binary.AppendUvarint(v[:0], uint64(n))
+	h = binary.AppendUvarint(h, uint64(len(r.Users)))
+	h = binary.AppendUvarint(h, uint64(len(r.Devices)))
+	h = binary.AppendUvarint(h, uint64(len(r.IPs)))
+	b = appendKey(b, fLayout, wireBytes)
+	b = binary.AppendUvarint(b, uint64(len(h)))
+	return append(b, h...)
 }
 
 // encodedSizeHint is a cheap upper-bound guess of the encoded size, so that
@@ -343,10 +376,11 @@ func Unmarshal(b []byte, e *Event) error {
 	if b[0] != CodecVersion {
 		return fmt.Errorf("%w: %d (this build reads %d)", ErrUnknownVersion, b[0], CodecVersion)
 	}
-	// Pass 1 checks the framing and sizes the allocations of pass 2.
 	d := decoder{b: b, off: 1}
-	var strBytes, nUsers, nDevices, nIPs int
-	for d.off < len(d.b) {
+	strBytes, nUsers, nDevices, nIPs, ok := d.layout()
+	// Without a layout, pass 1 checks the framing and sizes the
+	// allocations of pass 2.
+	for !ok && d.off < len(d.b) {
 		start := d.off
 		key, err := d.uvarint()
 		if err != nil {
@@ -418,6 +452,31 @@ type decoder struct {
 	// users, devices, ips are zero-length windows on one backing array,
 	// each with the capacity pass 1 counted.
 	users, devices, ips []string
+}
+
+// layout reads a leading fLayout field, if there is one whose numbers fit
+// the record (a hint larger than the record is ignored, so a corrupt one
+// cannot make the decoder allocate more than the record's size).
+func (d *decoder) layout() (strBytes, users, devices, ips int, ok bool) {
+	if len(d.b) < 3 || d.b[1] != byte(fLayout<<2|wireBytes)|0x80 || d.b[2] != byte((fLayout<<2|wireBytes)>>7) {
+		return 0, 0, 0, 0, false
+	}
+	h := decoder{b: d.b, off: 3}
+	v, err := h.bytes()
+	if err != nil {
+		return 0, 0, 0, 0, false
+	}
+	var x [4]uint64
+	r := decoder{b: v}
+	for i := range x {
+		if x[i], err = r.uvarint(); err != nil || x[i] > uint64(len(d.b)) {
+			return 0, 0, 0, 0, false
+		}
+	}
+	if x[1]+x[2]+x[3] > uint64(len(d.b)) {
+		return 0, 0, 0, 0, false
+	}
+	return int(x[0]), int(x[1]), int(x[2]), int(x[3]), true
 }
 
 func (d *decoder) fail(at int, what string, err error) error {

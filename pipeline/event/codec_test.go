@@ -342,8 +342,8 @@ func TestGoldenBytes(t *testing.T) {
 		Related:  Related{IPs: []string{"ip1", ""}},
 		Raw:      json.RawMessage(`{}`),
 	}
-	const want = "01" + // version
-		"05" + "02" + "6531" + // 1 ID (1<<2|1), len 2, "e1"
+	const layout = "f901" + "04" + "0c" + "00" + "00" + "02" // 62 layout: 12 string bytes, 0 users, 0 devices, 2 IPs
+	const fields = "05" + "02" + "6531" + // 1 ID (1<<2|1), len 2, "e1"
 		"0a" + "8096a4f70c" + "05" + // 2 Time (2<<2|2), unix 1735689600 zig-zag, 5 ns
 		"15" + "07" + "6e6574776f726b" + // 5 Category
 		"48" + "f606" + // 18 DstPort (18<<2|0), zig-zag 443
@@ -352,6 +352,7 @@ func TestGoldenBytes(t *testing.T) {
 		"e901" + "03" + "697031" + // 58 Related.IPs "ip1"
 		"e901" + "00" + // 58 Related.IPs ""
 		"fd01" + "02" + "7b7d" // 63 Raw
+	const want = "01" + layout + fields // version, layout, fields
 	got, err := Marshal(&ev)
 	if err != nil {
 		t.Fatal(err)
@@ -359,10 +360,67 @@ func TestGoldenBytes(t *testing.T) {
 	if hex.EncodeToString(got) != want {
 		t.Fatalf("encoding changed:\n got %x\nwant %s", got, want)
 	}
-	wb, _ := hex.DecodeString(want)
-	var back Event
-	if err := Unmarshal(wb, &back); err != nil || !reflect.DeepEqual(back, ev) {
-		t.Fatalf("golden record decodes to %+v, %v", back, err)
+	// Records of the previous release have no layout; a layout that does
+	// not fit the record is ignored.
+	for _, rec := range []string{want, "01" + fields, "01" + "f901" + "04" + "ff7f" + "00" + "02" + fields} {
+		wb, _ := hex.DecodeString(rec)
+		var back Event
+		if err := Unmarshal(wb, &back); err != nil || !reflect.DeepEqual(back, ev) {
+			t.Fatalf("%s decodes to %+v, %v", rec, back, err)
+		}
+	}
+}
+
+// TestLayoutMatchesSizingPass: the layout Marshal writes holds exactly what
+// Unmarshal's sizing pass would count, for each field set alone (a field
+// added to Event but not to appendLayout fails here), all of them, and the
+// sample events.
+func TestLayoutMatchesSizingPass(t *testing.T) {
+	evs := []Event{processEvent(), flowEvent()}
+	var all Event
+	for n, l := range leafFields(t) {
+		var one Event
+		l.set(&one, n+1)
+		l.set(&all, n+1)
+		evs = append(evs, one)
+	}
+	evs = append(evs, all)
+	for i, ev := range evs {
+		b, err := Marshal(&ev)
+		if err != nil {
+			t.Fatal(err)
+		}
+		d := decoder{b: b, off: 1}
+		hs, hu, hd, hi, ok := d.layout()
+		if !ok {
+			t.Fatalf("event %d: no layout", i)
+		}
+		// The sizing pass over the same record, its layout skipped.
+		p := decoder{b: b, off: d.off}
+		var strBytes, users, devices, ips int
+		for p.off < len(b) {
+			key, _ := p.uvarint()
+			num, wire := key>>2, key&3
+			if wire != wireBytes {
+				_ = p.skip(wire)
+				continue
+			}
+			v, _ := p.bytes()
+			switch num {
+			case fRaw, fLayout:
+				continue
+			case fRelatedUsers:
+				users++
+			case fRelatedDevices:
+				devices++
+			case fRelatedIPs:
+				ips++
+			}
+			strBytes += len(v)
+		}
+		if hs != strBytes || hu != users || hd != devices || hi != ips {
+			t.Errorf("event %d: layout %d/%d/%d/%d, sizing pass %d/%d/%d/%d", i, hs, hu, hd, hi, strBytes, users, devices, ips)
+		}
 	}
 }
 
