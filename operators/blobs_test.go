@@ -393,3 +393,48 @@ threshold: {distinct: SrcIP, having: distinct >= 3}
 	})
 	checkBlobCounts(t, st, "after the save")
 }
+
+// TestProcessEncodedStoresTheRecord: an event given with its encoding (the
+// Kafka record) is buffered as a copy of that encoding, not encoded again —
+// fields this build does not know survive — and the caller's buffer is
+// not kept.
+func TestProcessEncodedStoresTheRecord(t *testing.T) {
+	st := NewMemStore()
+	eng, err := NewEngine(loadRules(t, twoStep), st, Options{Lateness: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t0 := time.Date(2025, 5, 1, 9, 0, 0, 0, time.UTC)
+	fail := event.Event{ID: "f1", Time: t0, Type: "logon", Outcome: event.OutcomeFailure, User: "eve", SrcIP: "192.0.2.1"}
+	enc, err := event.Marshal(&fail)
+	if err != nil {
+		t.Fatal(err)
+	}
+	enc = append(enc, 0xf5, 0x01, 0x01, 'x') // field 61, bytes "x": unknown to this build
+	var ev event.Event
+	if err := event.Unmarshal(enc, &ev); err != nil {
+		t.Fatal(err)
+	}
+	want := bytes.Clone(enc)
+	if _, err := eng.ProcessEncoded(event.KeyUser, "eve", &ev, enc); err != nil {
+		t.Fatal(err)
+	}
+	clear(enc) // the caller reuses its buffer
+	if err := eng.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	keys := blobKeys(st)
+	if len(keys) != 1 {
+		t.Fatalf("event keys %q", keys)
+	}
+	v := st.value(keys[0])
+	_, w := binary.Uvarint(v)
+	if !bytes.Equal(v[w:], want) {
+		t.Fatalf("stored event %x, want the record %x", v[w:], want)
+	}
+	ok := event.Event{ID: "s1", Time: t0.Add(time.Minute), Type: "logon", Outcome: event.OutcomeSuccess, User: "eve"}
+	as, err := eng.Process(event.KeyUser, "eve", &ok)
+	if err != nil || len(as) != 1 || as[0].Steps[0].Events[0].SrcIP != "192.0.2.1" {
+		t.Fatalf("alert from the stored record: %+v, %v", as, err)
+	}
+}

@@ -99,6 +99,7 @@ type Engine struct {
 	frame2 rules.Frame // and of env2
 	vals   []string    // nativeValues' scratch
 	enc    encoded     // the current event, encoded once for all rules
+	input  []byte      // the current event's encoding, when the caller has it (ProcessEncoded)
 	refs   []blobRef   // saveEvents' scratch
 	kept   []uint64    // saveEvents' scratch
 	bkbuf  []byte      // blob keys' buffer
@@ -337,6 +338,16 @@ func (e *Engine) Process(ks event.Keyspace, key string, ev *event.Event) ([]aler
 	return out, nil
 }
 
+// ProcessEncoded is Process for an event decoded from enc, its encoding
+// in the event codec (the Kafka record's value): an event a rule buffers
+// is stored as a copy of enc instead of being encoded again. The engine
+// does not keep enc.
+func (e *Engine) ProcessEncoded(ks event.Keyspace, key string, ev *event.Event, enc []byte) ([]alert.Alert, error) {
+	e.input = enc
+	defer func() { e.input = nil }()
+	return e.Process(ks, key, ev)
+}
+
 // match evaluates the steps dispatched for ev and fills e.hits, one per
 // rule, in rule order.
 func (e *Engine) match(d *dispatch, ev *event.Event) {
@@ -401,7 +412,12 @@ type encoded struct {
 // encode returns ev's blob number and encoding, made once per Process.
 func (e *Engine) encode(ev *event.Event) (uint64, []byte) {
 	if e.enc.ev != ev {
-		b, _ := event.Marshal(ev) // cannot fail for a time.Time; sized once
+		var b []byte
+		if e.input != nil {
+			b = bytes.Clone(e.input) // ev's own encoding: a copy is cheaper than encoding again
+		} else {
+			b, _ = event.Marshal(ev) // cannot fail for a time.Time; sized once
+		}
 		e.enc = encoded{ev: ev, n: e.newBlob(), b: b}
 	}
 	return e.enc.n, e.enc.b

@@ -188,7 +188,7 @@ func (p *processor) Process(_ context.Context, rec *kgo.Record, out *runtime.Out
 		return fmt.Errorf("decode event: %w", err)
 	}
 	p.busy = true
-	as, err := p.eng.Process(p.ks, string(rec.Key), ev)
+	as, err := p.eng.ProcessEncoded(p.ks, string(rec.Key), ev, rec.Value)
 	if errors.Is(err, operators.ErrLate) {
 		p.m.late.Inc()
 		return fmt.Errorf("event time %s is behind the watermark %s: %w", ev.Time.Format("2006-01-02T15:04:05.000Z07:00"),

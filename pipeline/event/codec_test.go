@@ -342,7 +342,8 @@ func TestGoldenBytes(t *testing.T) {
 		Related:  Related{IPs: []string{"ip1", ""}},
 		Raw:      json.RawMessage(`{}`),
 	}
-	const layout = "f901" + "04" + "0c" + "00" + "00" + "02" // 62 layout: 12 string bytes, 0 users, 0 devices, 2 IPs
+	// 62 layout: 12 string bytes, 0 users, 0 devices, 2 IPs
+	const layout = "f901" + "04" + "0c" + "00" + "00" + "02"
 	const fields = "05" + "02" + "6531" + // 1 ID (1<<2|1), len 2, "e1"
 		"0a" + "8096a4f70c" + "05" + // 2 Time (2<<2|2), unix 1735689600 zig-zag, 5 ns
 		"15" + "07" + "6e6574776f726b" + // 5 Category
