@@ -26,20 +26,24 @@
 // State is kept per (rule id, rule version, key) under the Store key
 // "s/<rule id>@<version>/<key>". The value is an 8-byte big-endian expiry
 // (unix nanoseconds) followed by a compact, versioned binary encoding
-// (state.go: a version byte, then tagged sections of varints, strings and
-// events in the pipeline/event codec). The expiry prefix lets the sweep in
-// Advance drop dead state without decoding it. A value of another state
-// version (the JSON of earlier builds, or a newer release's) is not
-// misread: the key starts fresh and Stats.StateDiscarded counts it. A
-// changed rule has a new version and therefore starts from empty state.
-// "m/engine" holds the watermark.
+// (state.go: a version byte, then tagged sections of varints and strings).
+// The expiry prefix lets the sweep in Advance drop dead state without
+// decoding it. Buffered events are not in the value: each is one key
+// "e/<number>" (blobs.go) in the pipeline/event codec with a count of the
+// states that name it, shared by every rule that buffers it. Values of
+// earlier binary versions are read and migrated; one of an unknown
+// version (the JSON of early builds, or a newer release's) is not misread:
+// the key starts fresh and Stats.StateDiscarded counts it. A changed rule
+// has a new version and therefore starts from empty state. "m/engine"
+// holds the watermark and the last event number.
 //
 // What each kind keeps per key: a sequence, the newest few events of each
 // step (encoded; decoded only for an alert) and the ids of alerts already
-// emitted; a threshold, per group, only the id, time, distinct value (in a
-// per-group dictionary) and sum term of each event in the window, plus the
-// newest Options.ThresholdEvidence events (default 16) that the alert
-// carries — the alert id still hashes every event id of the window; an
+// emitted; a threshold, per group, only a hash of the id, the time,
+// distinct value (in a per-group dictionary) and sum term of each event in
+// the window, plus the newest Options.ThresholdEvidence events (default
+// 16) that the alert carries — the alert id still hashes every event id of
+// the window, through those hashes; an
 // absence, its pending anchors (encoded) and recent expect times; a
 // new_term, term → last seen.
 //
