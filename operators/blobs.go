@@ -1,6 +1,7 @@
 package operators
 
 import (
+	"cmp"
 	"encoding/binary"
 	"fmt"
 	"slices"
@@ -32,6 +33,12 @@ import (
 // watermark), so the blob is written once and deleted once.
 
 var blobKeyPrefix = []byte("e/")
+
+// blobRef is one buffered event of a state being saved.
+type blobRef struct {
+	n  uint64
+	ev []byte
+}
 
 // blobRec is a blob whose reference count changes in the current Flush.
 type blobRec struct {
@@ -93,9 +100,6 @@ func (e *Engine) blob(n uint64) (*blobRec, error) {
 			b.refs, b.stored, b.ev = c, c, ev
 		}
 	}
-	if e.blobs == nil {
-		e.blobs = map[uint64]*blobRec{}
-	}
 	e.blobs[n] = b
 	return b, nil
 }
@@ -108,9 +112,6 @@ func (e *Engine) ref(n uint64, ev []byte) {
 	}
 	// A number referenced for the first time: its event entered a state
 	// since the last Flush, so the Store has no key for it yet.
-	if e.blobs == nil {
-		e.blobs = map[uint64]*blobRec{}
-	}
 	e.blobs[n] = &blobRec{refs: 1, ev: ev}
 }
 
@@ -140,10 +141,9 @@ func (e *Engine) writeBlobs() error {
 	e.changed = ns
 	for _, n := range ns {
 		b := e.blobs[n]
-		k := e.sharedBlobKey(n)
 		switch {
 		case b.refs <= 0 && b.stored > 0:
-			if err := e.st.Delete(k); err != nil {
+			if err := e.st.Delete(e.sharedBlobKey(n)); err != nil {
 				return fmt.Errorf("delete event %d: %w", n, err)
 			}
 			delete(e.counts, n)
@@ -154,20 +154,16 @@ func (e *Engine) writeBlobs() error {
 					return fmt.Errorf("read event %d: %w", n, err)
 				}
 				b.ev = ev
-				k = e.sharedBlobKey(n)
 			}
 			if b.ev == nil {
 				continue // counted but never stored: cannot happen short of a corrupt Store
 			}
 			e.vbuf = append(binary.AppendUvarint(e.vbuf[:0], uint64(b.refs)), b.ev...)
-			if err := e.st.Set(k, e.vbuf); err != nil {
+			if err := e.st.Set(e.sharedBlobKey(n), e.vbuf); err != nil {
 				return fmt.Errorf("write event %d: %w", n, err)
 			}
 			if len(e.counts) >= maxCounts {
 				clear(e.counts)
-			}
-			if e.counts == nil {
-				e.counts = map[uint64]int64{}
 			}
 			e.counts[n] = b.refs
 		}
@@ -184,7 +180,7 @@ func (e *Engine) writeBlobs() error {
 func (e *Engine) saveEvents(ent *entry) error {
 	refs := e.refs[:0]
 	ent.rs.eachEvent(func(blob *uint64, ev *[]byte) { refs = append(refs, blobRef{*blob, *ev}) })
-	slices.SortFunc(refs, func(a, b blobRef) int { return cmpUint(a.n, b.n) })
+	slices.SortFunc(refs, func(a, b blobRef) int { return cmp.Compare(a.n, b.n) })
 	e.refs = refs
 	old, kept := ent.stored, e.kept[:0]
 	i := 0
@@ -221,16 +217,6 @@ func (e *Engine) saveEvents(ent *entry) error {
 	}
 	ent.legacy = nil
 	return nil
-}
-
-func cmpUint(a, b uint64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 // legacyBlobKey is the version 3 key of a buffered event: "b/" + rule

@@ -201,7 +201,7 @@ func NewEngine(set *rules.Set, st Store, opts Options) (*Engine, error) {
 	if opts.ThresholdEvidence <= 0 {
 		opts.ThresholdEvidence = DefaultThresholdEvidence
 	}
-	e := &Engine{st: st, opts: opts}
+	e := &Engine{st: st, opts: opts, blobs: map[uint64]*blobRec{}, counts: map[uint64]int64{}}
 	e.install(set)
 	if err := e.loadMeta(); err != nil {
 		return nil, err
@@ -748,12 +748,6 @@ func (e *Engine) save(ent *entry) error {
 	}
 	e.vbuf = e.esc.appendState(e.vbuf[:0], &ent.rs, ent.r.Rule)
 	return e.st.Set(k, e.vbuf)
-}
-
-// blobRef is one buffered event of a state being saved.
-type blobRef struct {
-	n  uint64
-	ev []byte
 }
 
 // eventAt returns a buffered event, reading its blob when it is not in

@@ -42,17 +42,6 @@ func (s *MemStore) Delete(key []byte) error {
 	return nil
 }
 
-// value returns the stored bytes of key (tests: not a copy), or nil.
-func (s *MemStore) value(key string) []byte {
-	if p := s.m[key]; p != nil {
-		return *p
-	}
-	return nil
-}
-
-// put stores v under key as is (tests).
-func (s *MemStore) put(key string, v []byte) { s.m[key] = &v }
-
 // Scan calls fn for keys with prefix, in key order.
 func (s *MemStore) Scan(prefix []byte, fn func(key, value []byte) error) error {
 	var keys []string

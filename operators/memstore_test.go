@@ -43,3 +43,14 @@ func TestMemStoreReusesBuffersSafely(t *testing.T) {
 		t.Fatal("an empty value reads as absent")
 	}
 }
+
+// value returns the stored bytes of key (tests: not a copy), or nil.
+func (s *MemStore) value(key string) []byte {
+	if p := s.m[key]; p != nil {
+		return *p
+	}
+	return nil
+}
+
+// put stores v under key as is (tests).
+func (s *MemStore) put(key string, v []byte) { s.m[key] = &v }

@@ -143,10 +143,7 @@ func (e *Engine) threshold(ent *entry, ks event.Keyspace, key string, ev *event.
 		if !e.havingCounts(th, len(win), g.agg.distinct, 0) {
 			return nil
 		}
-		a := e.thresholdAlert(r, ks, key, g, win, win[0].t)
-		g.reset()
-		g.suppUntil = t + W
-		return []alert.Alert{a}
+		return e.fireSliding(r, ks, key, g, win, t)
 	}
 	for k := i; k < len(g.entries); k++ {
 		end := g.entries[k].t
@@ -164,12 +161,18 @@ func (e *Engine) threshold(ent *entry, ks event.Keyspace, key string, ev *event.
 			k = hi - 1
 			continue
 		}
-		a := e.thresholdAlert(r, ks, key, g, win, win[0].t)
-		g.reset()
-		g.suppUntil = end + W
-		return []alert.Alert{a}
+		return e.fireSliding(r, ks, key, g, win, end)
 	}
 	return nil
+}
+
+// fireSliding builds the alert of a sliding window win ending at end,
+// empties the group and suppresses it for one window after end.
+func (e *Engine) fireSliding(r *crule, ks event.Keyspace, key string, g *thGroup, win []thEntry, end int64) []alert.Alert {
+	a := e.thresholdAlert(r, ks, key, g, win, win[0].t)
+	g.reset()
+	g.suppUntil = end + int64(r.Window)
+	return []alert.Alert{a}
 }
 
 func floorDiv(a, b int64) int64 {

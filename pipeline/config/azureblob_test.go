@@ -88,21 +88,8 @@ func TestValidateAzureBlobs(t *testing.T) {
 			tt.mutate(&a)
 			c.Connectors.AzureBlobs = []AzureBlobConnector{a}
 			err := c.Validate()
-			if tt.keys == nil {
-				if err != nil {
-					t.Fatalf("unexpected: %v", err)
-				}
+			if !checkProblems(t, err, tt.keys, tt.msg) {
 				return
-			}
-			var ps Problems
-			if !errors.As(err, &ps) {
-				t.Fatalf("err = %v, want Problems", err)
-			}
-			if !slices.Equal(ps.Keys(), tt.keys) {
-				t.Errorf("keys = %q, want %q\n%v", ps.Keys(), tt.keys, err)
-			}
-			if !strings.Contains(ps[0].Message, tt.msg) {
-				t.Errorf("message %q lacks %q", ps[0].Message, tt.msg)
 			}
 			// No message repeats a credential.
 			for _, s := range []string{testAccountKey, "VGVzdFNpZ25hdHVyZU5vdFJlYWw", "just-a-key"} {

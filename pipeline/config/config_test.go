@@ -366,21 +366,8 @@ func TestValidate(t *testing.T) {
 			c := Defaults()
 			tt.mutate(c)
 			err := c.Validate()
-			if tt.keys == nil {
-				if err != nil {
-					t.Fatalf("unexpected: %v", err)
-				}
+			if !checkProblems(t, err, tt.keys, tt.msg) {
 				return
-			}
-			var ps Problems
-			if !errors.As(err, &ps) {
-				t.Fatalf("err = %v, want Problems", err)
-			}
-			if !slices.Equal(ps.Keys(), tt.keys) {
-				t.Errorf("keys = %q, want %q\n%v", ps.Keys(), tt.keys, err)
-			}
-			if !strings.Contains(ps[0].Message, tt.msg) {
-				t.Errorf("message %q lacks %q", ps[0].Message, tt.msg)
 			}
 			if !strings.Contains(err.Error(), tt.keys[0]+": ") {
 				t.Errorf("Error() does not name the key: %v", err)
@@ -547,4 +534,28 @@ func BenchmarkLoad(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+// checkProblems checks a Validate error against a table case: none when
+// keys is nil, else Problems naming exactly keys, the first message
+// holding msg. It reports whether there was an error to look at further.
+func checkProblems(t *testing.T, err error, keys []string, msg string) bool {
+	t.Helper()
+	if keys == nil {
+		if err != nil {
+			t.Fatalf("unexpected: %v", err)
+		}
+		return false
+	}
+	var ps Problems
+	if !errors.As(err, &ps) {
+		t.Fatalf("err = %v, want Problems", err)
+	}
+	if !slices.Equal(ps.Keys(), keys) {
+		t.Errorf("keys = %q, want %q\n%v", ps.Keys(), keys, err)
+	}
+	if !strings.Contains(ps[0].Message, msg) {
+		t.Errorf("message %q lacks %q", ps[0].Message, msg)
+	}
+	return true
 }

@@ -268,21 +268,8 @@ func TestValidateConnectors(t *testing.T) {
 			c := Defaults()
 			tt.mutate(c)
 			err := c.Validate()
-			if tt.keys == nil {
-				if err != nil {
-					t.Fatalf("unexpected: %v", err)
-				}
+			if !checkProblems(t, err, tt.keys, tt.msg) {
 				return
-			}
-			var ps Problems
-			if !errors.As(err, &ps) {
-				t.Fatalf("err = %v, want Problems", err)
-			}
-			if !slices.Equal(ps.Keys(), tt.keys) {
-				t.Errorf("keys = %q, want %q\n%v", ps.Keys(), tt.keys, err)
-			}
-			if !strings.Contains(ps[0].Message, tt.msg) {
-				t.Errorf("message %q lacks %q", ps[0].Message, tt.msg)
 			}
 		})
 	}
