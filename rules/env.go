@@ -14,11 +14,14 @@ type Env struct {
 	*event.Event
 	Category string
 	Outcome  string
+
+	gen uint64 // counts Resets: a Frame's FieldView belongs to one event
 }
 
 // Reset points the environment at ev.
 func (e *Env) Reset(ev *event.Event) {
 	e.Event = ev
+	e.gen++
 	e.Category = string(ev.Category)
 	e.Outcome = string(ev.Outcome)
 }

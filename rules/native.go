@@ -51,6 +51,27 @@ type Frame struct {
 	// record is decoded only when a condition first reads Fields, so the
 	// conditions that fail on a typed field first never pay for it.
 	Paths *event.FieldPaths
+
+	view event.FieldView // the current event's record at Paths
+	gen  uint64          // the Env.gen view belongs to
+}
+
+// record returns the view of the current event's source record, indexed
+// at Paths (once per event), or nil when reads must go through Fields:
+// Fields already decoded, or a record the view does not read (FieldView.Index).
+func (f *Frame) record() *event.FieldView {
+	ev := f.Env.Event
+	if ev.Fields != nil {
+		return nil
+	}
+	if f.gen != f.Env.gen {
+		f.view.Reset()
+		f.gen = f.Env.gen
+	}
+	if !f.view.Index(ev.Raw, f.Paths) {
+		return nil
+	}
+	return &f.view
 }
 
 // fields decodes the event's source record (once per event) and returns it.
@@ -711,19 +732,10 @@ func (c *nativeCompiler) anyOf(n ast.Node) anyFn {
 	case *ast.MemberNode:
 		obj := c.anyOf(x.Node)
 		key, optional := x.Property.(*ast.StringNode).Value, x.Optional
-		return func(f *Frame) (any, error) {
-			o, err := obj(f)
-			if err != nil {
-				return nil, err
-			}
-			if m, ok := o.(map[string]any); ok {
-				return m[key], nil
-			}
-			if optional && runtime.IsNil(o) {
-				return nil, errChainNil
-			}
-			return nil, fmt.Errorf("cannot fetch %s from %T", key, o)
+		if keys, opt, ok := memberChain(x); ok && !c.allFields {
+			return readPath(keys, opt, c.member(obj, key, optional))
 		}
+		return c.member(obj, key, optional)
 	case *ast.BinaryNode: // ??
 		l, r := c.anyOf(x.Left), c.anyOf(x.Right)
 		return func(f *Frame) (any, error) {
@@ -735,6 +747,80 @@ func (c *nativeCompiler) anyOf(n ast.Node) anyFn {
 		}
 	}
 	return c.fallback(n)
+}
+
+// member reads key of the map obj returns, as expr does: a missing key is
+// nil, and a nil object ends an optional chain (a?.key).
+func (c *nativeCompiler) member(obj anyFn, key string, optional bool) anyFn {
+	return func(f *Frame) (any, error) {
+		o, err := obj(f)
+		if err != nil {
+			return nil, err
+		}
+		if m, ok := o.(map[string]any); ok {
+			return m[key], nil
+		}
+		if optional && runtime.IsNil(o) {
+			return nil, errChainNil
+		}
+		return nil, fmt.Errorf("cannot fetch %s from %T", key, o)
+	}
+}
+
+// memberChain returns the keys of a member chain read from Fields
+// (Fields.properties?.riskState: [properties riskState], optional
+// [false true]).
+func memberChain(n ast.Node) (keys []string, optional []bool, ok bool) {
+	for {
+		switch x := n.(type) {
+		case *ast.MemberNode:
+			s, isStr := x.Property.(*ast.StringNode)
+			if !isStr || x.Method {
+				return nil, nil, false
+			}
+			keys, optional = append(keys, s.Value), append(optional, x.Optional)
+			n = x.Node
+		case *ast.IdentifierNode:
+			if x.Value != "Fields" {
+				return nil, nil, false
+			}
+			slices.Reverse(keys)
+			slices.Reverse(optional)
+			return keys, optional, true
+		default:
+			return nil, nil, false
+		}
+	}
+}
+
+// readPath reads a Fields path from the record's FieldView, converting
+// only the value it ends at; it means what the member chain means on the
+// decoded Fields (slow, which it falls back to when the record has no
+// view: Fields already decoded, invalid UTF-8, a path not indexed).
+func readPath(keys []string, optional []bool, slow anyFn) anyFn {
+	return func(f *Frame) (any, error) {
+		v := f.record()
+		if v == nil {
+			return slow(f)
+		}
+		cur := v.Root()
+		for i, k := range keys {
+			switch cur.Kind() {
+			case event.FieldObject:
+				if cur = v.Member(cur, k); cur.Kind() == event.FieldUnknown {
+					return slow(f)
+				}
+			case event.FieldMissing:
+				if optional[i] {
+					return nil, errChainNil
+				}
+				return nil, fmt.Errorf("cannot fetch %s from %T", k, nil)
+			default:
+				return nil, fmt.Errorf("cannot fetch %s from %T", k, cur.Value())
+			}
+		}
+		return cur.Value(), nil
+	}
 }
 
 // fallback compiles the subtree as a program of its own, run by the

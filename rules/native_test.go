@@ -44,6 +44,10 @@ func TestNativeEdgeCases(t *testing.T) {
 		{`last(split(Process.CommandLine, " -")) in ["enc AAAA", ""] || last(split(Device, "")) == "p"`, 1},
 		{`watchlist("people", User) || watchlist("people", string(Fields.properties?.riskState ?? "")) || ti_ip(DstIP)`, 0},
 		{`Action != "x" && !watchlist("people", Device) && !ti_domain(Device)`, 0},
+		{`Fields.properties != nil && Fields.properties?.riskState == "atRisk"`, 0},
+		{`Fields.properties.nested.deep == 1 || Fields.dup?.a == true`, 0},
+		{`(Fields.properties?.nested.deep ?? 0) == 0 && Fields.dup != 1`, 0},
+		{`Fields.properties?.nested.deep == nil`, 0},
 	}
 	lookups := NewLookups()
 	if err := lookups.AddWatchlist("people", strings.NewReader("value,role\nalice@corp.example,admin\natRisk,x\n")); err != nil {
@@ -56,6 +60,12 @@ func TestNativeEdgeCases(t *testing.T) {
 		`{"LogonType":3.0,"properties":{"nested":{"deep":1}},"missing":{"x":1}}`,
 		`{}`,
 		``,
+		// duplicate keys (the last wins, and what was inside the first goes)
+		`{"dup":{"a":true},"dup":1,"properties":{"riskState":"atRisk"},"properties":{"nested":{"deep":1}}}`,
+		`{"dup":1,"dup":{"a":true},"properties":{"nested":null,"riskState":"x","riskState":"atRisk"}}`,
+		"{\"LogonType\":3,\"properties\":{\"riskState\":\"atRisk\xff\"}}", // invalid UTF-8
+		`[1,2]`,
+		`{"properties":[{"riskState":"atRisk"}],"LogonType":true}`,
 	}
 	base := event.Event{Action: "A", Category: event.CatEndpoint, Outcome: event.OutcomeSuccess,
 		User: "Alice@Corp.Example", Device: "pc1.corp", SrcIP: "10.1.2.3", DstIP: "8.8.8.8", DstPort: 443, BytesOut: 20,
@@ -93,12 +103,19 @@ func TestNativeEdgeCases(t *testing.T) {
 				env := NewEnv(&ev)
 				out, verr := machine.Run(x.Program, env)
 				want := verr == nil && out == true
-				got, nerr := x.Native.Eval(&Frame{Env: env, VM: &machine})
-				if (nerr == nil && got) != want {
-					t.Errorf("%s on %s %+v: native %v (%v), VM %v (%v)", c.where, raw, ev.Action, got, nerr, out, verr)
-				}
-				if (nerr == nil) != (verr == nil) {
-					t.Errorf("%s on %s: native error %v, VM error %v", c.where, raw, nerr, verr)
+				// Fields decoded (the closures read the maps), then a
+				// fresh copy read through the record's FieldView.
+				lazy := ev
+				lazy.Fields = nil
+				frames := []*Frame{{Env: env, VM: &machine}, {Env: NewEnv(&lazy), VM: &machine, Paths: set.FieldPaths()}}
+				for i, f := range frames {
+					got, nerr := x.Native.Eval(f)
+					if (nerr == nil && got) != want {
+						t.Errorf("%s on %s %+v (frame %d): native %v (%v), VM %v (%v)", c.where, raw, ev.Action, i, got, nerr, out, verr)
+					}
+					if (nerr == nil) != (verr == nil) {
+						t.Errorf("%s on %s (frame %d): native error %v, VM error %v", c.where, raw, i, nerr, verr)
+					}
 				}
 				if want {
 					trues++

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"slices"
 	"strings"
+	"sync"
 	"unicode/utf8"
 
 	"github.com/tidwall/gjson"
@@ -24,6 +25,11 @@ import (
 type FieldPaths struct {
 	whole    bool
 	children map[string]*FieldPaths
+
+	// A FieldView's slots: numbered once, on first use (number).
+	numbered sync.Once
+	slots    int32 // on the root: how many nodes
+	id, end  int32 // the node's slot; its descendants' are [id+1, end)
 }
 
 // AllFields returns paths that select the whole record, for rules that read

@@ -15,6 +15,8 @@ var fieldRecords = []string{
 	`{"Acc\u006funtName":"caf\u00e9 \"q\"","dup":1,"dup":{"a":true},"properties":{"msg":null}}`,
 	"{\r\n  \"properties\" : { \"riskState\" : \"remediated\" , \"extra\" : [ {\"k\":1} ] } ,\r\n \"LogonType\" : 10.5 }",
 	`{}`,
+	// a duplicate that replaces an object: nothing of the first remains
+	`{"dup":{"a":true},"dup":1,"properties":{"riskState":"x","nested":{"b":2}},"properties":{"msg":"y"}}`,
 }
 
 var fieldPathSets = [][][]string{
@@ -163,4 +165,60 @@ func FuzzDecodeFieldPaths(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestFieldViewMatchesFields: a FieldView reads, at every selected path
+// and every step on the way, what the maps DecodeFieldPaths fills hold —
+// duplicate keys, type drift, nulls and escapes included — and one view
+// reused across records forgets the previous record.
+func TestFieldViewMatchesFields(t *testing.T) {
+	var v FieldView
+	for _, set := range fieldPathSets {
+		var p FieldPaths
+		for _, path := range set {
+			p.Add(path...)
+		}
+		for _, rec := range append(fieldRecords, fieldRecords...) { // twice: reuse
+			ev := Event{Raw: json.RawMessage(rec)}
+			if err := ev.DecodeFieldPaths(&p); err != nil {
+				t.Fatal(err)
+			}
+			v.Reset()
+			if !v.Index(ev.Raw, &p) {
+				t.Fatalf("%s: not indexed", rec)
+			}
+			for _, path := range set {
+				cur := v.Root()
+				var want any = ev.Fields
+				for i, k := range path {
+					m, isMap := want.(map[string]any)
+					if isMap != (cur.Kind() == FieldObject) {
+						t.Fatalf("%s at %v: view kind %d, Fields %#v", rec, path[:i], cur.Kind(), want)
+					}
+					if !isMap {
+						break
+					}
+					want = m[k]
+					if cur = v.Member(cur, k); cur.Kind() == FieldUnknown {
+						t.Fatalf("%s: %v unknown to the view", rec, path[:i+1])
+					}
+					// Inner nodes are only stepped through (their maps hold
+					// the selected members only); paths end at values.
+					if got := cur.Value(); i == len(path)-1 && !reflect.DeepEqual(got, want) {
+						t.Errorf("%s: %s = %#v, Fields %#v", rec, strings.Join(path[:i+1], "."), got, want)
+					}
+				}
+			}
+		}
+	}
+	// What the view does not read: the whole record, invalid UTF-8, not an object.
+	for _, c := range []struct {
+		raw   string
+		paths *FieldPaths
+	}{{`{"a":1}`, AllFields()}, {"{\"a\":\"\xff\"}", &FieldPaths{children: map[string]*FieldPaths{"a": {whole: true}}}}, {`[1]`, &FieldPaths{}}} {
+		v.Reset()
+		if v.Index([]byte(c.raw), c.paths) {
+			t.Errorf("%q with %v: indexed", c.raw, c.paths)
+		}
+	}
 }
