@@ -28,8 +28,9 @@ type FieldPaths struct {
 
 	// A FieldView's slots: numbered once, on first use (number).
 	numbered sync.Once
-	slots    int32 // on the root: how many nodes
-	id, end  int32 // the node's slot; its descendants' are [id+1, end)
+	slots    int32     // on the root: how many nodes
+	id, end  int32     // the node's slot; its descendants' are [id+1, end)
+	keys     [8]uint64 // children's keyHash bits (FieldView.object)
 }
 
 // AllFields returns paths that select the whole record, for rules that read

@@ -14,6 +14,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/vigil-sec/vigil/internal/jsonscan"
 	"github.com/vigil-sec/vigil/pipeline/event"
 )
 
@@ -146,7 +147,7 @@ func (p *parser) jsonStream(data []byte) {
 		p.valid = err == nil
 		if err != nil {
 			p.ix.reset(nil) // a partial index must not be trusted
-			end, err = scanValue(data[:limit], i)
+			end, err = jsonscan.Value(data[:limit], i)
 		}
 		if err == nil && lineMode {
 			if j := skipWS(data[:limit], end); j < limit {

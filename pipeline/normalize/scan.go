@@ -1,14 +1,14 @@
 package normalize
 
 import (
-	"encoding/binary"
 	"errors"
 	"fmt"
-	"math/bits"
 	"strings"
 	"unicode/utf16"
 	"unicode/utf8"
 	"unsafe"
+
+	"github.com/vigil-sec/vigil/internal/jsonscan"
 )
 
 // This file holds a small JSON scanner. It finds value boundaries (records
@@ -18,10 +18,17 @@ import (
 // allocation. Typed decoding happens later, per record, on the spans found
 // here.
 
-var errUnexpectedEOF = errors.New("unexpected end of JSON input")
+var errUnexpectedEOF = jsonscan.ErrUnexpectedEOF
 
 // isWS reports JSON whitespace.
-func isWS(c byte) bool { return c == ' ' || c == '\n' || c == '\r' || c == '\t' }
+func isWS(c byte) bool { return jsonscan.IsSpace(c) }
+
+// scanString returns the index just past the closing quote of the string
+// starting at b[i] == '"'.
+func scanString(b []byte, i int) (int, error) {
+	end, _, err := jsonscan.String(b, i)
+	return end, err
+}
 
 // skipWS skips JSON whitespace and any UTF-8 byte-order marks.
 func skipWS(b []byte, i int) int {
@@ -38,118 +45,6 @@ func skipWS(b []byte, i int) int {
 		break
 	}
 	return i
-}
-
-// scanString returns the index just past the closing quote of the string
-// starting at b[i] == '"'.
-func scanString(b []byte, i int) (int, error) {
-	end, _, err := scanStringEsc(b, i)
-	return end, err
-}
-
-// scanStringEsc is scanString that also reports whether the string holds
-// an escape (if not, its bytes are its value). It tests eight bytes at a
-// time for a quote, a backslash or a control character (SWAR), so long
-// command lines and paths cost about one load per word rather than three
-// compares per byte.
-func scanStringEsc(b []byte, i int) (int, bool, error) {
-	j := i + 1
-	esc := false
-	for {
-		for j+8 <= len(b) {
-			if m := stringSpecial(binary.LittleEndian.Uint64(b[j:])); m != 0 {
-				// The lowest flagged byte is a real hit.
-				j += bits.TrailingZeros64(m) >> 3
-				break
-			}
-			j += 8
-		}
-		if j >= len(b) {
-			return 0, esc, errUnexpectedEOF
-		}
-		switch c := b[j]; {
-		case c == '"':
-			return j + 1, esc, nil
-		case c == '\\':
-			esc = true
-			j += 2
-		case c < 0x20:
-			return 0, esc, fmt.Errorf("control character in string at offset %d", j)
-		default:
-			j++
-		}
-	}
-}
-
-// SWAR constants: every byte 0x01, every byte 0x80.
-const (
-	swarOnes = 0x0101010101010101
-	swarHigh = 0x8080808080808080
-)
-
-// stringSpecial is non-zero when one of the eight bytes of w is '"', '\\'
-// or below 0x20 (the bytes that end or interrupt a JSON string's plain
-// run). It may flag extra bytes above a real hit (borrows), never miss
-// one, and never flag a byte below the first hit: the lowest set bit
-// marks the first special byte.
-func stringSpecial(w uint64) uint64 {
-	q := w ^ (swarOnes * '"')
-	bs := w ^ (swarOnes * '\\')
-	return ((q-swarOnes)&^q | (bs-swarOnes)&^bs | (w-swarOnes*0x20)&^w) & swarHigh
-}
-
-// isDelim reports bytes that end a JSON literal or number.
-func isDelim(c byte) bool {
-	return c == ',' || c == '}' || c == ']' || c == ':' || isWS(c) || c == '"'
-}
-
-// scanValue returns the index just past the JSON value starting at b[i]. It
-// checks bracket balance and string termination, not full grammar; the
-// typed decoder that reads the span later rejects what this lets through.
-func scanValue(b []byte, i int) (int, error) {
-	if i >= len(b) {
-		return 0, errUnexpectedEOF
-	}
-	switch c := b[i]; c {
-	case '"':
-		return scanString(b, i)
-	case '{', '[':
-		var small [64]byte
-		stack := small[:0]
-		for j := i; j < len(b); j++ {
-			switch c := b[j]; c {
-			case '"':
-				end, err := scanString(b, j)
-				if err != nil {
-					return 0, err
-				}
-				j = end - 1
-			case '{', '[':
-				stack = append(stack, c)
-			case '}', ']':
-				open := byte('{')
-				if c == ']' {
-					open = '['
-				}
-				if len(stack) == 0 || stack[len(stack)-1] != open {
-					return 0, fmt.Errorf("unbalanced %q at offset %d", c, j)
-				}
-				stack = stack[:len(stack)-1]
-				if len(stack) == 0 {
-					return j + 1, nil
-				}
-			}
-		}
-		return 0, errUnexpectedEOF
-	case '}', ']', ',', ':':
-		return 0, fmt.Errorf("unexpected %q at offset %d", c, i)
-	default:
-		j := i
-		for j < len(b) && !isDelim(b[j]) {
-			j++
-		}
-		return j, nil
-	}
 }
 
 // eachMember calls fn with the raw key (without quotes, escapes left as
@@ -183,7 +78,7 @@ func (ix *spanIndex) members(obj []byte, fn func(key []byte, kesc bool, val []by
 		if i >= len(obj) || obj[i] != '"' {
 			return fmt.Errorf("expected object key at offset %d", i)
 		}
-		kend, kesc, err := scanStringEsc(obj, i)
+		kend, kesc, err := jsonscan.String(obj, i)
 		if err != nil {
 			return err
 		}
@@ -196,7 +91,7 @@ func (ix *spanIndex) members(obj []byte, fn func(key []byte, kesc bool, val []by
 		var vend int
 		vesc := true
 		if i < len(obj) && obj[i] == '"' {
-			vend, vesc, err = scanStringEsc(obj, i)
+			vend, vesc, err = jsonscan.String(obj, i)
 		} else {
 			vend, err = ix.skip(obj, i)
 		}

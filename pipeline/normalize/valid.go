@@ -7,6 +7,8 @@ import (
 	"math/bits"
 	"sort"
 	"unsafe"
+
+	"github.com/vigil-sec/vigil/internal/jsonscan"
 )
 
 // validValue checks that b[i:] starts with one complete JSON value that is
@@ -189,7 +191,7 @@ func validString(b []byte, i int) (int, error) {
 	j := i + 1
 	for {
 		for j+8 <= len(b) {
-			if m := stringSpecial(binary.LittleEndian.Uint64(b[j:])); m != 0 {
+			if m := jsonscan.Special(binary.LittleEndian.Uint64(b[j:])); m != 0 {
 				// The lowest flagged byte is a real hit.
 				j += bits.TrailingZeros64(m) >> 3
 				break
@@ -340,5 +342,5 @@ func (ix *spanIndex) skip(b []byte, i int) (int, error) {
 			return e, nil
 		}
 	}
-	return scanValue(b, i)
+	return jsonscan.Value(b, i)
 }

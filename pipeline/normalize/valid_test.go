@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"strings"
 	"testing"
+
+	"github.com/vigil-sec/vigil/internal/jsonscan"
 )
 
 func TestValidValueMatchesEncodingJSON(t *testing.T) {
@@ -74,7 +76,7 @@ func FuzzValidValue(f *testing.F) {
 		// with the same end, by the lenient one.
 		i := skipJSONWS(in, 0)
 		if end, err := validValue(in, i); err == nil && i < len(in) && bytes.IndexByte([]byte("{[\""), in[i]) >= 0 {
-			if lend, err := scanValue(in, i); err != nil || lend != end {
+			if lend, err := jsonscan.Value(in, i); err != nil || lend != end {
 				t.Fatalf("scanValue = %d, %v; validValue = %d for %q", lend, err, end, in)
 			}
 		}
