@@ -623,3 +623,71 @@ threshold: {having: count >= 2}
 		}
 	}
 }
+
+// TestThresholdEvidenceOnlyNearFiring: a threshold keeps evidence only for
+// events that can be among the newest of a firing window (canBeEvidence).
+// On in-order streams its alerts carry exactly the events they carried
+// when every event was kept (the recount path keeps every event), and a
+// group far below the threshold stores no events at all.
+func TestThresholdEvidenceOnlyNearFiring(t *testing.T) {
+	scan := "id: t.scan\nname: scan\n" + hdr + `kind: threshold
+by: ip
+window: 2m
+where: Type == "network"
+threshold: {distinct: DstIP + ":" + string(DstPort), having: distinct >= 24}
+`
+	for seed := uint64(1); seed <= 10; seed++ {
+		run := func(keepAll bool) (alerts []string, blobs int) {
+			st := NewMemStore()
+			eng, err := NewEngine(loadRules(t, scan), st, Options{Lateness: 30 * time.Second, ThresholdEvidence: 8})
+			if err != nil {
+				t.Fatal(err)
+			}
+			eng.recount = keepAll
+			rnd := seed
+			next := func(n int) int {
+				rnd ^= rnd << 13
+				rnd ^= rnd >> 7
+				rnd ^= rnd << 17
+				return int(rnd % uint64(n))
+			}
+			now := time.Date(2025, 3, 1, 0, 0, 0, 0, time.UTC)
+			for i := 0; i < 4000; i++ {
+				now = now.Add(time.Duration(1+next(400)) * time.Millisecond)
+				src := []string{"10.0.0.1", "10.0.0.2", "10.0.0.3"}[next(3)]
+				dsts := 4 // a host talking to a few servers
+				if src == "10.0.0.1" {
+					dsts = 40 // a scanner
+				}
+				ev := event.Event{ID: fmt.Sprintf("n%d", i), Time: now, Type: "network", SrcIP: src,
+					DstIP: fmt.Sprintf("10.1.0.%d", next(dsts)), DstPort: 445}
+				as, err := eng.Process(event.KeyIP, src, &ev)
+				if err != nil {
+					t.Fatal(err)
+				}
+				for _, a := range as {
+					alerts = append(alerts, a.ID+" "+strings.Join(a.EventIDs(), ","))
+				}
+				if i%50 == 49 {
+					if err := eng.Flush(); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+			_ = st.Scan(blobKeyPrefix, func(k, v []byte) error { blobs++; return nil })
+			return alerts, blobs
+		}
+		gated, gb := run(false)
+		all, ab := run(true)
+		if len(all) == 0 {
+			t.Fatalf("seed %d: no alerts: the stream does not exercise the rule", seed)
+		}
+		if strings.Join(gated, "\n") != strings.Join(all, "\n") {
+			t.Fatalf("seed %d: alerts differ when evidence is kept only near firing:\n%v\nvs\n%v", seed, gated, all)
+		}
+		// The quiet hosts' groups keep nothing; the scanner's, near firing.
+		if gb >= ab || gb > 8 {
+			t.Errorf("seed %d: %d events stored (every event kept: %d), want at most the scanner's 8", seed, gb, ab)
+		}
+	}
+}

@@ -73,12 +73,14 @@ func (e *Engine) threshold(ent *entry, ks event.Keyspace, key string, ev *event.
 	g.entries = append(g.entries, thEntry{})
 	copy(g.entries[i+1:], g.entries[i:])
 	g.entries[i] = en
-	g.addEvidence(e, rs, ev, t, e.opts.ThresholdEvidence)
 	inOrder := i == len(g.entries)-1 && !th.Tumbling && th.Sum == nil && !e.recount
 	if inOrder {
 		g.slide(W)
 	} else {
 		g.agg = nil
+	}
+	if n := e.opts.ThresholdEvidence; g.agg == nil || canBeEvidence(th, len(g.entries)-g.agg.lo, g.agg.distinct, n) {
+		g.addEvidence(e, rs, ev, t, n)
 	}
 
 	// Forget entries no window with a future event can reach.
@@ -295,6 +297,19 @@ func (g *thGroup) compactVals() {
 	g.vals = vals
 }
 
+// canBeEvidence reports whether an event that arrived in time order, after
+// which the window ending at it holds count events and distinct values,
+// can be among the newest n events of a window that fires. Each event adds
+// at most one to either, and leaving the window only lowers them, so the
+// newest n events before a firing all saw count > MinCount-n and
+// distinct > MinDistinct-n. A port scan rule (distinct >= 50) then keeps
+// no evidence for the hosts that talk to a handful of servers — most of
+// them — instead of encoding and storing every connection of theirs.
+// Events out of order keep evidence as before (newest n by time).
+func canBeEvidence(th *rules.Threshold, count, distinct, n int) bool {
+	return count > th.MinCount-n && distinct > th.MinDistinct-n
+}
+
 // addEvidence keeps ev among the newest n matched events of the group,
 // encoding it only if it is kept.
 func (g *thGroup) addEvidence(e *Engine, rs *ruleState, ev *event.Event, t int64, n int) {
@@ -356,7 +371,7 @@ func (e *Engine) having(th *rules.Threshold, g *thGroup, win []thEntry) bool {
 
 // havingCounts runs the having condition on a window's aggregates.
 func (e *Engine) havingCounts(th *rules.Threshold, count, distinct int, sum float64) bool {
-	if count == 0 {
+	if count == 0 || count < th.MinCount || distinct < th.MinDistinct {
 		return false
 	}
 	e.henv = rules.HavingEnv{Count: count, Distinct: distinct, Sum: sum}

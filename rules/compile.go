@@ -580,7 +580,49 @@ func (c *compiler) threshold(ts *ThresholdSpec) *Threshold {
 		return t
 	}
 	t.Having, t.HavingSource = p, ts.Having.Text
+	if tree, err := parser.Parse(ts.Having.Text); err == nil {
+		t.MinCount, t.MinDistinct = havingFloor(tree.Node)
+	}
 	return t
+}
+
+// havingFloor returns the lower bounds on count and distinct that the
+// top-level conjunction of a having condition states with integer
+// constants (count >= 50, distinct > 9, 3 <= count); 0 for none. Anything
+// else (||, sums, arithmetic) states nothing and is left to the condition.
+func havingFloor(n ast.Node) (count, distinct int) {
+	switch x := n.(type) {
+	case *ast.BinaryNode:
+		if x.Operator == "&&" || x.Operator == "and" {
+			lc, ld := havingFloor(x.Left)
+			rc, rd := havingFloor(x.Right)
+			return max(lc, rc), max(ld, rd)
+		}
+		name, lit, op := x.Left, x.Right, x.Operator
+		if _, ok := name.(*ast.IdentifierNode); !ok { // 50 <= count
+			name, lit = x.Right, x.Left
+			op = map[string]string{"<=": ">=", "<": ">"}[op]
+		}
+		id, ok1 := name.(*ast.IdentifierNode)
+		v, ok2 := lit.(*ast.IntegerNode)
+		if !ok1 || !ok2 {
+			return 0, 0
+		}
+		floor := 0
+		switch op {
+		case ">=":
+			floor = v.Value
+		case ">":
+			floor = v.Value + 1
+		}
+		switch id.Value {
+		case "count":
+			return floor, 0
+		case "distinct":
+			return 0, floor
+		}
+	}
+	return 0, 0
 }
 
 func isNumber(t reflect.Type) bool {

@@ -102,7 +102,12 @@ type Threshold struct {
 	MissingEmpty bool
 	Having       *vm.Program
 	HavingSource string
-	Tumbling     bool
+	// MinCount and MinDistinct are what having needs at least, from the
+	// comparisons of its top-level conjunction with constants (count >= 50:
+	// MinCount 50); 0 when it says nothing. The engine skips work for
+	// groups that are far below them (see Engine.threshold).
+	MinCount, MinDistinct int
+	Tumbling              bool
 }
 
 // HavingEnv is the environment of a threshold's having condition.

@@ -311,3 +311,32 @@ func FuzzCompile(f *testing.F) {
 		_, _ = LoadSources([]Source{{Name: "f.yaml", Data: b}}, nil, Options{})
 	})
 }
+
+// TestHavingFloor: the bounds read from a having condition are ones it
+// implies, and nothing is read from conditions that imply none.
+func TestHavingFloor(t *testing.T) {
+	for _, c := range []struct {
+		having          string
+		count, distinct int
+	}{
+		{"count >= 50", 50, 0},
+		{"distinct > 9 && count >= 3", 3, 10},
+		{"50 <= count and 4 < distinct", 50, 5},
+		{"count >= 5 && (distinct >= 2 || sum > 1)", 5, 0},
+		{"count >= 5 || distinct >= 3", 0, 0},
+		{"sum > 10", 0, 0},
+		{"count == 7", 0, 0},
+		{"count * 2 >= 10", 0, 0},
+		{"count >= 5.5", 0, 0},
+	} {
+		y := strings.Replace(validRule, "kind: match", "kind: threshold\nwindow: 5m\nthreshold: {having: '"+c.having+"'}", 1)
+		set, err := LoadSources([]Source{{Name: "x.yaml", Data: []byte(y[:strings.Index(y, "tests:")])}}, nil, Options{})
+		if err != nil {
+			t.Fatalf("%s: %v", c.having, err)
+		}
+		th := set.Rules[0].Threshold
+		if th.MinCount != c.count || th.MinDistinct != c.distinct {
+			t.Errorf("%s: floor count %d distinct %d, want %d %d", c.having, th.MinCount, th.MinDistinct, c.count, c.distinct)
+		}
+	}
+}
