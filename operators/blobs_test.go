@@ -438,3 +438,57 @@ func TestProcessEncodedStoresTheRecord(t *testing.T) {
 		t.Fatalf("alert from the stored record: %+v, %v", as, err)
 	}
 }
+
+// TestReadVersion5: a Store written by the previous release (state version
+// 5: sequence entries with whole ids; testdata/store-v5.bin holds two
+// failed logons of eve@x.example from two addresses, pending in a sequence
+// and counted by a distinct-address threshold) carries on: a re-delivered
+// failure is recognised against the stored id, the success completes the
+// sequence with an alert id over the events' own ids (as version 5 made
+// it), and the saved values are version 6 with consistent counts.
+func TestReadVersion5(t *testing.T) {
+	st := readStoreDump(t, "testdata/store-v5.bin")
+	th := "id: t.th\nname: failures\n" + hdr + `kind: threshold
+by: user
+window: 10m
+where: Type == "logon" && Outcome == "failure"
+threshold: {distinct: SrcIP, having: distinct >= 3}
+`
+	eng, err := NewEngine(loadRules(t, twoStep, th), st, Options{Lateness: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t0 := time.Date(2025, 5, 1, 9, 0, 0, 0, time.UTC)
+	again := event.Event{ID: "f2", Time: t0.Add(time.Minute), Type: "logon", Outcome: event.OutcomeFailure, User: "eve@x.example", SrcIP: "203.0.113.8"}
+	if as, err := eng.Process(event.KeyUser, "eve@x.example", &again); err != nil || len(as) != 0 {
+		t.Fatalf("re-delivered failure: %v, %+v", err, as)
+	}
+	ok := event.Event{ID: "s1", Time: t0.Add(3 * time.Minute), Type: "logon", Outcome: event.OutcomeSuccess, User: "eve@x.example"}
+	as, err := eng.Process(event.KeyUser, "eve@x.example", &ok)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(as) != 1 || as[0].RuleID != "t.two" {
+		t.Fatalf("alerts after the success: %+v", as)
+	}
+	if got := as[0].Steps[0].Events[0]; got.ID != "f2" || string(got.Raw) != `{"n":2}` || eng.Stats().EventsMissing != 0 {
+		t.Fatalf("step 1 event: %+v (missing %d)", got, eng.Stats().EventsMissing)
+	}
+	if want := alert.MakeID("t.two", as[0].RuleVersion, event.KeyUser, "eve@x.example", []string{"f2", "s1"}); as[0].ID != want {
+		t.Fatal("alert id does not hash the steps' event ids")
+	}
+	if err := eng.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	_ = st.Scan([]byte("s/"), func(k, v []byte) error {
+		var rs ruleState
+		if err := decodeState(bytes.Clone(v), &rs); err != nil || v[8] != stateVersion {
+			t.Fatalf("%q: version %d, %v", k, v[8], err)
+		}
+		if len(rs.seq) > 3 { // f1, f2, s1: the re-delivery added nothing
+			t.Errorf("%q holds %d sequence entries", k, len(rs.seq))
+		}
+		return nil
+	})
+	checkBlobCounts(t, st, "after the save")
+}

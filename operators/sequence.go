@@ -23,9 +23,10 @@ func (e *Engine) sequence(ent *entry, ks event.Keyspace, key string, ev *event.E
 	r, rs := ent.r, &ent.rs
 	t := nanos(ev.Time)
 	i := sort.Search(len(rs.seq), func(i int) bool { return rs.seq[i].t > t })
+	h := idHash(ev.ID)
 	if ev.ID != "" {
 		for j := i - 1; j >= 0 && rs.seq[j].t == t; j-- {
-			if rs.seq[j].id == ev.ID {
+			if rs.seq[j].h == h {
 				return nil // re-delivery of an event already in the buffer
 			}
 		}
@@ -34,7 +35,7 @@ func (e *Engine) sequence(ent *entry, ks event.Keyspace, key string, ev *event.E
 	blob, b := e.encode(ev)
 	rs.seq = append(rs.seq, seqEntry{})
 	copy(rs.seq[i+1:], rs.seq[i:])
-	rs.seq[i] = seqEntry{id: ev.ID, t: t, mask: mask, until: until, n: rs.n, blob: blob, ev: b}
+	rs.seq[i] = seqEntry{h: h, t: t, mask: mask, until: until, n: rs.n, blob: blob, ev: b}
 	e.touch(ent)
 
 	// Forget what no future event (time >= watermark) can complete.
@@ -82,19 +83,18 @@ func (e *Engine) sequence(ent *entry, ks event.Keyspace, key string, ev *event.E
 			continue
 		}
 		first, last := rs.seq[m[0]].t, rs.seq[m[0]].t
-		ids := make([]string, len(m))
-		for j, k := range m {
+		for _, k := range m {
 			s := &rs.seq[k]
-			ids[j] = s.id
 			first, last = min(first, s.t), max(last, s.t)
 		}
 		rs.fired = append(rs.fired, firedID{h: h, first: first})
 		steps := make([][]event.Event, len(m))
 		for j, k := range m {
 			s := &rs.seq[k]
-			steps[j] = []event.Event{e.eventAt(s.blob, s.ev, s.id, s.t)}
+			steps[j] = []event.Event{e.eventAt(s.blob, s.ev, "", s.t)}
 		}
-		out = append(out, e.buildAlert(r, ks, key, steps, fromNanos(first), fromNanos(last), ids))
+		// The id hashes the steps' event ids, read from their events.
+		out = append(out, e.buildAlert(r, ks, key, steps, fromNanos(first), fromNanos(last), nil))
 	}
 	return out
 }

@@ -48,11 +48,14 @@ import (
 // not misread: the engine starts that key fresh and counts it in
 // Stats.StateDiscarded, as it does for a changed rule. A new section gets a
 // new tag; a tag is never reused.
-const stateVersion = 5
+const stateVersion = 6
 
 // Earlier versions, still read: events inline (2), events as keys of
 // their own per rule and key (3), threshold entries with whole ids
-// (tagGroups; 4). See blobs.go.
+// (tagGroups; 4), sequence entries with whole ids (tagSeq; 5). See
+// blobs.go. Since 6 a sequence entry keeps a 64-bit hash of its event's id
+// (re-deliveries are recognised by it); the alert reads the ids from the
+// events themselves.
 const (
 	stateVersionInline = 2
 	stateVersionBlobs  = 3
@@ -72,6 +75,7 @@ const (
 	tagN       = 9  // sequence arrival counter
 	tagBlobs   = 10 // last blob number used (version 3)
 	tagGroupsH = 11 // threshold groups, entries with id hashes (version 5)
+	tagSeqH    = 12 // sequence buffer, entries with id hashes (version 6)
 )
 
 // errUnknownStateVersion marks a value this build cannot read; the key
@@ -114,7 +118,7 @@ func (s *ruleState) nextBlob() uint64 {
 // seqEntry is one buffered sequence event. The event itself is kept
 // encoded and decoded only when it ends up in an alert.
 type seqEntry struct {
-	id    string
+	h     uint64 // idHash of the event's id: re-deliveries are recognised by it
 	t     int64
 	mask  uint64
 	until bool
@@ -277,12 +281,12 @@ func (sc *encodeScratch) appendState(b []byte, s *ruleState, r *rules.Rule) []by
 	b = binary.BigEndian.AppendUint64(b, uint64(s.expiry(r)))
 	b = append(b, stateVersion)
 	if len(s.seq) > 0 {
-		b = append(b, tagSeq)
+		b = append(b, tagSeqH)
 		b = binary.AppendUvarint(b, uint64(len(s.seq)))
 		prev := int64(0)
 		for i := range s.seq {
 			x := &s.seq[i]
-			b = appendStr(b, x.id)
+			b = binary.LittleEndian.AppendUint64(b, x.h)
 			b = binary.AppendVarint(b, x.t-prev)
 			prev = x.t
 			b = binary.AppendUvarint(b, x.mask)
@@ -465,13 +469,20 @@ func decodeState(v []byte, s *ruleState) error {
 		}
 		seen |= 1 << tag
 		switch tag {
-		case tagSeq:
+		case tagSeq, tagSeqH:
+			if seen&(1<<tagSeq) != 0 && seen&(1<<tagSeqH) != 0 {
+				return fmt.Errorf("%w: both sequence sections", errMalformedState)
+			}
 			n := d.count(4)
 			s.seq = make([]seqEntry, n)
 			prev := int64(0)
 			for i := range s.seq {
 				x := &s.seq[i]
-				x.id = d.str()
+				if tag == tagSeqH {
+					x.h = d.fixed64()
+				} else { // up to version 5: the id itself
+					x.h = idHash(string(d.bytes()))
+				}
 				x.t = prev + d.varint()
 				prev = x.t
 				x.mask = d.uvarint()

@@ -28,7 +28,7 @@ func sampleState(t testing.TB) *ruleState {
 	g.evidence = []thEvidence{{t: 101, blob: 3, ev: b}}
 	return &ruleState{
 		nb:      4,
-		seq:     []seqEntry{{id: "s1", t: -5, mask: 3, until: true, n: 7, blob: 1, ev: b}, {id: "s2", t: 10, n: 8, blob: 2}},
+		seq:     []seqEntry{{h: idHash("s1"), t: -5, mask: 3, until: true, n: 7, blob: 1, ev: b}, {h: idHash("s2"), t: 10, n: 8, blob: 2}},
 		fired:   []firedID{{h: 0xdeadbeef, first: 4}},
 		n:       8,
 		groups:  map[string]*thGroup{"": g, "k2": {}},
@@ -61,7 +61,7 @@ func TestStateRoundTrip(t *testing.T) {
 		name string
 		ok   bool
 	}{
-		{"seq", len(d.seq) == 2 && d.seq[0].id == "s1" && d.seq[0].t == -5 && d.seq[0].until && d.seq[0].mask == 3 && d.seq[1].n == 8},
+		{"seq", len(d.seq) == 2 && d.seq[0].h == idHash("s1") && d.seq[0].t == -5 && d.seq[0].until && d.seq[0].mask == 3 && d.seq[1].n == 8},
 		{"seq blob", d.seq[0].blob == 1 && d.seq[1].blob == 2 && d.nb == 4},
 		{"events not inline", d.seq[0].ev == nil && g.evidence[0].ev == nil && d.anchors[0].ev == nil && len(enc) < 170},
 		{"n", d.n == 8},
