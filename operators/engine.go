@@ -122,11 +122,12 @@ type Engine struct {
 	dirty  []*entry // entries changed since the last Flush
 	timers timerHeap
 
-	kbuf, vbuf []byte // Store key and value buffers, reused
-	esc        encodeScratch
-	marks      []uint32 // distinct counting scratch (epoch marks)
-	epoch      uint32
-	recount    bool // tests: count every threshold window afresh (no thAgg)
+	kbuf, vbuf  []byte // Store key and value buffers, reused
+	esc         encodeScratch
+	marks       []uint32 // distinct counting scratch (epoch marks)
+	epoch       uint32
+	recount     bool // tests: count every threshold window afresh (no thAgg)
+	keepRepeats bool // tests: never forget repeated distinct values (forgetRepeats)
 }
 
 // crule is a rule with what the engine precomputes for it.

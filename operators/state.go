@@ -168,6 +168,7 @@ type thGroup struct {
 	// the aggregates of the window that ends at the newest entry.
 	index map[string]int32
 	agg   *thAgg
+	kept  int // entries after the last forgetRepeats
 }
 
 // thAgg counts the window ending at a group's newest entry, so an event

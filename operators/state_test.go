@@ -691,3 +691,109 @@ threshold: {distinct: DstIP + ":" + string(DstPort), having: distinct >= 24}
 		}
 	}
 }
+
+// TestDistinctThresholdForgetsRepeats: a threshold that counts only
+// distinct values forgets entries whose value a newer entry repeats
+// before the watermark. Over random streams — repeats, out-of-order
+// events, re-deliveries, restarts — it fires at the same times with the
+// same evidence as when it keeps every entry, each alert starting no
+// earlier, and keeps far fewer entries.
+func TestDistinctThresholdForgetsRepeats(t *testing.T) {
+	scan := "id: t.scan\nname: scan\n" + hdr + `kind: threshold
+by: ip
+window: 2m
+where: Type == "network"
+threshold: {distinct: DstIP + ":" + string(DstPort), having: distinct >= 12}
+`
+	type fired struct {
+		at, first time.Time
+		events    string
+	}
+	// Dense: many connections to the same few servers (what forgetting
+	// saves); sparse: about as many servers as the threshold, so whether a
+	// window fires depends on single entries near its edges.
+	for _, dense := range []bool{true, false} {
+		for seed := uint64(1); seed <= 12; seed++ {
+			run := func(keep bool) (out []fired, entries int) {
+				st := NewMemStore()
+				set := loadRules(t, scan)
+				eng, err := NewEngine(set, st, Options{Lateness: 20 * time.Second})
+				if err != nil {
+					t.Fatal(err)
+				}
+				eng.keepRepeats = keep
+				rnd := seed
+				next := func(n int) int {
+					rnd ^= rnd << 13
+					rnd ^= rnd >> 7
+					rnd ^= rnd << 17
+					return int(rnd % uint64(n))
+				}
+				now := time.Date(2025, 3, 1, 0, 0, 0, 0, time.UTC)
+				for i := 0; i < 5000; i++ {
+					gap, late, many := 6000, 19000, 13
+					if dense {
+						gap, late, many = 400, 15000, 16
+					}
+					now = now.Add(time.Duration(next(gap)) * time.Millisecond)
+					at := now
+					if next(3) == 0 {
+						at = now.Add(-time.Duration(next(late)) * time.Millisecond)
+					}
+					if at.Before(eng.Watermark()) {
+						at = eng.Watermark()
+					}
+					id := fmt.Sprintf("n%d", i)
+					if next(40) == 0 && i > 0 {
+						id = fmt.Sprintf("n%d", i-1)
+					}
+					dsts := 3 // a few servers for a while, then a sweep
+					if (i/500)%2 == 1 {
+						dsts = many
+					}
+					ev := event.Event{ID: id, Time: at, Type: "network", SrcIP: "10.0.0.1",
+						DstIP: fmt.Sprintf("10.1.0.%d", next(dsts)), DstPort: 445}
+					as, err := eng.Process(event.KeyIP, ev.SrcIP, &ev)
+					if err != nil {
+						t.Fatal(err)
+					}
+					for _, a := range as {
+						out = append(out, fired{a.Time, a.FirstTime, strings.Join(a.EventIDs(), ",")})
+					}
+					if next(200) == 0 {
+						if err := eng.Flush(); err != nil {
+							t.Fatal(err)
+						}
+						if eng, err = NewEngine(set, st, Options{Lateness: 20 * time.Second}); err != nil {
+							t.Fatal(err)
+						}
+						eng.keepRepeats = keep
+					}
+					for _, ent := range eng.rules[0].states {
+						for _, g := range ent.rs.groups {
+							entries += len(g.entries)
+						}
+					}
+				}
+				return out, entries
+			}
+			forget, fe := run(false)
+			keep, ke := run(true)
+			if len(keep) == 0 {
+				t.Fatalf("seed %d: no alerts: the stream does not exercise the rule", seed)
+			}
+			if len(forget) != len(keep) {
+				t.Fatalf("seed %d: %d alerts forgetting repeats, %d keeping them", seed, len(forget), len(keep))
+			}
+			for i := range keep {
+				f, k := forget[i], keep[i]
+				if !f.at.Equal(k.at) || f.events != k.events || f.first.Before(k.first) {
+					t.Fatalf("seed %d alert %d: %+v forgetting repeats, %+v keeping them", seed, i, f, k)
+				}
+			}
+			if dense && fe*4 > ke*3 {
+				t.Errorf("seed %d: %d entries held on average forgetting repeats, %d keeping them", seed, fe/5000, ke/5000)
+			}
+		}
+	}
+}

@@ -19,9 +19,12 @@ const maxThresholdEntries = 10000
 // so arrival order does not matter. A group that fires is cleared and
 // suppressed for one window after the end of the firing window.
 //
-// The group keeps, per event, only its id, time, distinct value (interned
-// in the group's dictionary) and sum term; the events themselves only for
-// the newest Options.ThresholdEvidence, which the alert carries.
+// The group keeps, per event, only its id hash, time, distinct value
+// (interned in the group's dictionary) and sum term — a distinct-only
+// threshold not even that for events whose value a newer one repeats
+// (forgetRepeats); the events themselves only for the newest
+// Options.ThresholdEvidence that can be a firing window's, which the
+// alert carries.
 func (e *Engine) threshold(ent *entry, ks event.Keyspace, key string, ev *event.Event) []alert.Alert {
 	r, rs := ent.r, &ent.rs
 	th := r.Threshold
@@ -108,6 +111,14 @@ func (e *Engine) threshold(ent *entry, ks event.Keyspace, key string, ev *event.
 		g.evidence = append(g.evidence[:0], g.evidence[k:]...)
 		if len(g.vals) > 2*len(g.entries)+16 {
 			g.compactVals()
+		}
+	}
+	if th.DistinctOnly && !th.Tumbling && !e.keepRepeats && len(g.entries) > 2*g.kept+32 {
+		if n := g.forgetRepeats(e.wmN); n > 0 {
+			i -= n // only entries before ev (older than the watermark) went
+			if inOrder {
+				g.slide(W)
+			}
 		}
 	}
 
@@ -275,6 +286,38 @@ func idHashes(win []thEntry) []string {
 	return ids
 }
 
+// forgetRepeats drops the entries of a distinct-only threshold that no
+// window still to be checked needs, and returns how many went: an entry
+// older than the watermark whose value a newer entry also older than the
+// watermark repeats. Every window still to be checked ends at or after
+// the watermark (no event comes before it), so one that holds the older
+// entry holds the newer one too, and the value counts once either way. A
+// host that talks to a handful of servers all day then keeps about one
+// entry per server plus the events of the allowed lateness, instead of
+// every connection of the window. The alert id hashes the ids of the
+// entries kept.
+func (g *thGroup) forgetRepeats(wm int64) int {
+	newest := make([]int, len(g.vals)+1) // per value (d+1): index+1 of its newest entry before wm
+	for k := range g.entries {
+		if g.entries[k].t >= wm {
+			break
+		}
+		newest[g.entries[k].d+1] = k + 1
+	}
+	keep := g.entries[:0]
+	for k, x := range g.entries {
+		if x.t >= wm || newest[x.d+1] == k+1 {
+			keep = append(keep, x)
+		}
+	}
+	n := len(g.entries) - len(keep)
+	g.entries, g.kept = keep, len(keep)
+	if n > 0 {
+		g.agg = nil
+	}
+	return n
+}
+
 // compactVals drops dictionary values no entry uses.
 func (g *thGroup) compactVals() {
 	g.index, g.agg = nil, nil
@@ -403,9 +446,10 @@ func (e *Engine) number(env *rules.Env, x *rules.Expr) float64 {
 	return 0
 }
 
-// thresholdAlert builds the alert of a firing window: the id hashes every
-// event id of the window; the events carried are the group's evidence that
-// lies in the window.
+// thresholdAlert builds the alert of a firing window: the id hashes the id
+// of every entry the window holds (all its events, less the repeats a
+// distinct-only threshold forgot); the events carried are the group's
+// evidence that lies in the window.
 func (e *Engine) thresholdAlert(r *crule, ks event.Keyspace, key string, g *thGroup, win []thEntry, first int64) alert.Alert {
 	ids := idHashes(win)
 	lo, hi := win[0].t, win[len(win)-1].t

@@ -582,6 +582,13 @@ func (c *compiler) threshold(ts *ThresholdSpec) *Threshold {
 	t.Having, t.HavingSource = p, ts.Having.Text
 	if tree, err := parser.Parse(ts.Having.Text); err == nil {
 		t.MinCount, t.MinDistinct = havingFloor(tree.Node)
+		reads := map[string]bool{}
+		ast.Walk(&tree.Node, visitor(func(n ast.Node) {
+			if id, ok := n.(*ast.IdentifierNode); ok {
+				reads[id.Value] = true
+			}
+		}))
+		t.DistinctOnly = t.Distinct != nil && reads["distinct"] && !reads["count"] && !reads["sum"]
 	}
 	return t
 }

@@ -107,7 +107,11 @@ type Threshold struct {
 	// MinCount 50); 0 when it says nothing. The engine skips work for
 	// groups that are far below them (see Engine.threshold).
 	MinCount, MinDistinct int
-	Tumbling              bool
+	// DistinctOnly: having reads distinct and nothing else (no count, no
+	// sum), so an event whose distinct value a later event repeats adds
+	// nothing to any window both are in (Engine.threshold forgets it).
+	DistinctOnly bool
+	Tumbling     bool
 }
 
 // HavingEnv is the environment of a threshold's having condition.

@@ -318,25 +318,28 @@ func TestHavingFloor(t *testing.T) {
 	for _, c := range []struct {
 		having          string
 		count, distinct int
+		distinctOnly    bool
 	}{
-		{"count >= 50", 50, 0},
-		{"distinct > 9 && count >= 3", 3, 10},
-		{"50 <= count and 4 < distinct", 50, 5},
-		{"count >= 5 && (distinct >= 2 || sum > 1)", 5, 0},
-		{"count >= 5 || distinct >= 3", 0, 0},
-		{"sum > 10", 0, 0},
-		{"count == 7", 0, 0},
-		{"count * 2 >= 10", 0, 0},
-		{"count >= 5.5", 0, 0},
+		{"count >= 50", 50, 0, false},
+		{"distinct > 9 && count >= 3", 3, 10, false},
+		{"50 <= count and 4 < distinct", 50, 5, false},
+		{"count >= 5 && (distinct >= 2 || sum > 1)", 5, 0, false},
+		{"count >= 5 || distinct >= 3", 0, 0, false},
+		{"sum > 10", 0, 0, false},
+		{"count == 7", 0, 0, false},
+		{"count * 2 >= 10", 0, 0, false},
+		{"count >= 5.5", 0, 0, false},
+		{"distinct >= 12", 0, 12, true},
+		{"distinct >= 3 || distinct > 100", 0, 0, true},
 	} {
-		y := strings.Replace(validRule, "kind: match", "kind: threshold\nwindow: 5m\nthreshold: {having: '"+c.having+"'}", 1)
+		y := strings.Replace(validRule, "kind: match", "kind: threshold\nwindow: 5m\nthreshold: {distinct: SrcIP, having: '"+c.having+"'}", 1)
 		set, err := LoadSources([]Source{{Name: "x.yaml", Data: []byte(y[:strings.Index(y, "tests:")])}}, nil, Options{})
 		if err != nil {
 			t.Fatalf("%s: %v", c.having, err)
 		}
 		th := set.Rules[0].Threshold
-		if th.MinCount != c.count || th.MinDistinct != c.distinct {
-			t.Errorf("%s: floor count %d distinct %d, want %d %d", c.having, th.MinCount, th.MinDistinct, c.count, c.distinct)
+		if th.MinCount != c.count || th.MinDistinct != c.distinct || th.DistinctOnly != c.distinctOnly {
+			t.Errorf("%s: floor count %d distinct %d, distinct only %v, want %d %d %v", c.having, th.MinCount, th.MinDistinct, th.DistinctOnly, c.count, c.distinct, c.distinctOnly)
 		}
 	}
 }
