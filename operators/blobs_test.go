@@ -269,13 +269,7 @@ expect: {where: 'Type == "logon" && Outcome == "success"'}
 	if err != nil {
 		t.Fatal(err)
 	}
-	rnd := uint64(7)
-	next := func(n int) int { // xorshift: deterministic, no global state
-		rnd ^= rnd << 13
-		rnd ^= rnd >> 7
-		rnd ^= rnd << 17
-		return int(rnd % uint64(n))
-	}
+	next := xorshift(7)
 	t0 := time.Date(2025, 5, 1, 9, 0, 0, 0, time.UTC)
 	now := t0
 	users := []string{"a", "b", "c", "d"}
@@ -343,6 +337,15 @@ func slicesWithout(xs []string, i int) []string {
 	return append(out, xs[i+1:]...)
 }
 
+// failedAddresses is the threshold of the golden stores of versions 4 and
+// 5: failed logons of a user from three addresses.
+var failedAddresses = "id: t.th\nname: failures\n" + hdr + `kind: threshold
+by: user
+window: 10m
+where: Type == "logon" && Outcome == "failure"
+threshold: {distinct: SrcIP, having: distinct >= 3}
+`
+
 // TestReadVersion4: a Store written by the previous release (state version
 // 4: threshold entries with whole ids; testdata/store-v4.bin holds two
 // failed logons of eve@x.example from two addresses, buffered by a
@@ -352,13 +355,7 @@ func slicesWithout(xs []string, i int) []string {
 // consistent counts.
 func TestReadVersion4(t *testing.T) {
 	st := readStoreDump(t, "testdata/store-v4.bin")
-	th := "id: t.th\nname: failures\n" + hdr + `kind: threshold
-by: user
-window: 10m
-where: Type == "logon" && Outcome == "failure"
-threshold: {distinct: SrcIP, having: distinct >= 3}
-`
-	eng, err := NewEngine(loadRules(t, twoStep, th), st, Options{Lateness: time.Minute})
+	eng, err := NewEngine(loadRules(t, twoStep, failedAddresses), st, Options{Lateness: time.Minute})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -448,13 +445,7 @@ func TestProcessEncodedStoresTheRecord(t *testing.T) {
 // it), and the saved values are version 6 with consistent counts.
 func TestReadVersion5(t *testing.T) {
 	st := readStoreDump(t, "testdata/store-v5.bin")
-	th := "id: t.th\nname: failures\n" + hdr + `kind: threshold
-by: user
-window: 10m
-where: Type == "logon" && Outcome == "failure"
-threshold: {distinct: SrcIP, having: distinct >= 3}
-`
-	eng, err := NewEngine(loadRules(t, twoStep, th), st, Options{Lateness: time.Minute})
+	eng, err := NewEngine(loadRules(t, twoStep, failedAddresses), st, Options{Lateness: time.Minute})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -531,13 +531,7 @@ threshold: {group_by: [Protocol], having: count >= 20}
 				t.Fatal(err)
 			}
 			eng.recount = recount
-			rnd := seed
-			next := func(n int) int {
-				rnd ^= rnd << 13
-				rnd ^= rnd >> 7
-				rnd ^= rnd << 17
-				return int(rnd % uint64(n))
-			}
+			next := xorshift(seed)
 			var got []string
 			now := time.Date(2025, 3, 1, 0, 0, 0, 0, time.UTC)
 			for i := 0; i < 3000; i++ {
@@ -644,13 +638,7 @@ threshold: {distinct: DstIP + ":" + string(DstPort), having: distinct >= 24}
 				t.Fatal(err)
 			}
 			eng.recount = keepAll
-			rnd := seed
-			next := func(n int) int {
-				rnd ^= rnd << 13
-				rnd ^= rnd >> 7
-				rnd ^= rnd << 17
-				return int(rnd % uint64(n))
-			}
+			next := xorshift(seed)
 			now := time.Date(2025, 3, 1, 0, 0, 0, 0, time.UTC)
 			for i := 0; i < 4000; i++ {
 				now = now.Add(time.Duration(1+next(400)) * time.Millisecond)
@@ -722,13 +710,7 @@ threshold: {distinct: DstIP + ":" + string(DstPort), having: distinct >= 12}
 					t.Fatal(err)
 				}
 				eng.keepRepeats = keep
-				rnd := seed
-				next := func(n int) int {
-					rnd ^= rnd << 13
-					rnd ^= rnd >> 7
-					rnd ^= rnd << 17
-					return int(rnd % uint64(n))
-				}
+				next := xorshift(seed)
 				now := time.Date(2025, 3, 1, 0, 0, 0, 0, time.UTC)
 				for i := 0; i < 5000; i++ {
 					gap, late, many := 6000, 19000, 13
@@ -795,5 +777,18 @@ threshold: {distinct: DstIP + ":" + string(DstPort), having: distinct >= 12}
 				t.Errorf("seed %d: %d entries held on average forgetting repeats, %d keeping them", seed, fe/5000, ke/5000)
 			}
 		}
+	}
+}
+
+// xorshift returns a deterministic pseudo-random source: next(n) is in
+// [0, n). The random-stream tests replay the same stream for both of the
+// engines they compare.
+func xorshift(seed uint64) func(n int) int {
+	rnd := seed
+	return func(n int) int {
+		rnd ^= rnd << 13
+		rnd ^= rnd >> 7
+		rnd ^= rnd << 17
+		return int(rnd % uint64(n))
 	}
 }
