@@ -3,6 +3,7 @@ package operators
 import (
 	"bytes"
 	"sort"
+	"strings"
 )
 
 // MemStore is a map-backed Store for tests, `vigil rules test`, `vigil
@@ -45,8 +46,9 @@ func (s *MemStore) Delete(key []byte) error {
 // Scan calls fn for keys with prefix, in key order.
 func (s *MemStore) Scan(prefix []byte, fn func(key, value []byte) error) error {
 	var keys []string
+	p := string(prefix)
 	for k := range s.m {
-		if bytes.HasPrefix([]byte(k), prefix) {
+		if strings.HasPrefix(k, p) {
 			keys = append(keys, k)
 		}
 	}
