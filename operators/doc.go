@@ -38,14 +38,17 @@
 // holds the watermark and the last event number.
 //
 // What each kind keeps per key: a sequence, the newest few events of each
-// step (encoded; decoded only for an alert) and the ids of alerts already
-// emitted; a threshold, per group, only a hash of the id, the time,
-// distinct value (in a per-group dictionary) and sum term of each event in
-// the window, plus the newest Options.ThresholdEvidence events (default
-// 16) that the alert carries — the alert id still hashes every event id of
-// the window, through those hashes; an
-// absence, its pending anchors (encoded) and recent expect times; a
-// new_term, term → last seen.
+// step (a hash of the id, the time, the event's number; the event itself
+// decoded only for an alert) and hashes of the matches already emitted; a
+// threshold, per group, only a hash of the id, the time, distinct value
+// (in a per-group dictionary) and sum term of each event in the window —
+// a threshold whose having reads only distinct forgets an entry whose
+// value a newer one repeats before the watermark — plus the newest
+// Options.ThresholdEvidence events (default 16) that the alert carries,
+// kept only once the group is close enough to its having's lower bounds
+// for them to be a firing window's newest; the alert id hashes the id
+// hashes of the window's entries. An absence, its pending anchors
+// (encoded) and recent expect times; a new_term, term → last seen.
 //
 // The Engine caches state in memory and writes the entries changed since
 // the last Flush, which the stage calls before committing its transaction.
@@ -72,7 +75,8 @@
 // # Alerts
 //
 // Alert ids are alert.MakeID(rule id, rule version, keyspace, key, matched
-// event ids), so re-delivering the same input produces the same ids.
+// event ids — for a threshold, the hex of the window entries' id hashes),
+// so re-delivering the same input produces the same ids.
 // Alerts carry every step's events and entities, the key as an entity, the
 // ATT&CK mapping, and the rule's grouping policy. AlertEvent turns an alert
 // into the event that re-enters the stage for chained rules.
