@@ -128,7 +128,23 @@ func runLibrary(b *testing.B, set *rules.Set, stream []record) {
 	runLibraryOn(b, set, stream, memStore{operators.NewMemStore()})
 }
 
+// flushEvery is how many records the library benchmarks process between
+// Flushes (the stage flushes once per poll's batch, up to the runtime's
+// MaxBatch of 5000 records per poll). VIGIL_BENCH_FLUSH_EVERY overrides
+// the default of 1000, a worker with five busy partitions.
+func flushEvery(b *testing.B) int {
+	if v := os.Getenv("VIGIL_BENCH_FLUSH_EVERY"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n <= 0 {
+			b.Fatalf("VIGIL_BENCH_FLUSH_EVERY=%q: want a positive number of records", v)
+		}
+		return n
+	}
+	return 1000
+}
+
 func runLibraryOn(b *testing.B, set *rules.Set, stream []record, st benchStore) {
+	every := flushEvery(b)
 	eng, err := operators.NewEngine(set, st, operators.Options{Lateness: time.Minute})
 	if err != nil {
 		b.Fatal(err)
@@ -155,7 +171,7 @@ func runLibraryOn(b *testing.B, set *rules.Set, stream []record, st benchStore) 
 			b.Fatal(err)
 		}
 		alerts += len(as)
-		if i%1000 == 999 {
+		if i%every == every-1 {
 			as, err := eng.Advance(ev.Time.Add(-time.Minute))
 			if err != nil {
 				b.Fatal(err)
