@@ -222,3 +222,61 @@ func TestFieldViewMatchesFields(t *testing.T) {
 		}
 	}
 }
+
+// FuzzFieldView: on a valid JSON record a FieldView either declines (the
+// reads go through Fields) or reads at every path what DecodeFieldPaths'
+// maps hold; on any input it never panics. (Malformed records are read
+// by neither faithfully: gjson guesses, the view skips what no path
+// selects without parsing it; the view declines what it sees is
+// malformed.)
+func FuzzFieldView(f *testing.F) {
+	for _, r := range fieldRecords {
+		f.Add([]byte(r))
+	}
+	f.Add([]byte(`{"properties":{"riskState":"a\"b\\c","nested":{"a":[1,{"b":2}]}},"dup":{"a":1},"dup":{"a":2}}`))
+	var p FieldPaths
+	paths := [][]string{{"properties", "riskState"}, {"properties", "nested", "a"}, {"dup", "a"}, {"LogonType"}, {"Tags"}, {"msg_s"}}
+	for _, path := range paths {
+		p.Add(path...)
+	}
+	var v FieldView
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		v.Reset()
+		if !v.Index(raw, &p) {
+			return
+		}
+		for _, path := range paths { // whatever it is, reading it must not panic
+			cur := v.Root()
+			for _, k := range path {
+				if cur.Kind() != FieldObject {
+					break
+				}
+				cur = v.Member(cur, k)
+				_ = cur.Value()
+			}
+		}
+		if !json.Valid(raw) {
+			return
+		}
+		ev := Event{Raw: json.RawMessage(raw)}
+		_ = ev.DecodeFieldPaths(&p)
+		for _, path := range paths {
+			cur := v.Root()
+			var want any = ev.Fields
+			for i, k := range path {
+				m, isMap := want.(map[string]any)
+				if isMap != (cur.Kind() == FieldObject) {
+					t.Fatalf("%q at %v: view kind %d, Fields %#v", raw, path[:i], cur.Kind(), want)
+				}
+				if !isMap {
+					break
+				}
+				want = m[k]
+				cur = v.Member(cur, k)
+				if got := cur.Value(); i == len(path)-1 && !reflect.DeepEqual(got, want) {
+					t.Fatalf("%q: %s = %#v, Fields %#v", raw, strings.Join(path, "."), got, want)
+				}
+			}
+		}
+	})
+}

@@ -18,8 +18,12 @@ import (
 // path selects without parsing them).
 //
 // A view is reused for event after event by one goroutine: Reset it when
-// the event changes. What a view returns is what the same path reads in
-// the Fields that DecodeFieldPaths fills (TestFieldViewMatchesFields).
+// the event changes. On a valid JSON record, what a view returns is what
+// the same path reads in the Fields that DecodeFieldPaths fills
+// (TestFieldViewMatchesFields, FuzzFieldView). A record it sees is
+// malformed it declines; inside members no path selects it checks only
+// that brackets balance and strings end, so garbage there may be read
+// otherwise than gjson's guess.
 type FieldView struct {
 	paths *FieldPaths
 	doc   string // the record, copied once: strings read share it
@@ -137,7 +141,7 @@ func (v *FieldView) object(b []byte, i int, node *FieldPaths) (int, bool) {
 			i, ok = v.object(b, i, c)
 		} else {
 			i, err = jsonscan.Value(b, i)
-			ok = err == nil && i > start
+			ok = err == nil && i > start && (b[start] == '"' || b[start] == '{' || b[start] == '[' || validLiteral(b[start:i]))
 		}
 		if !ok {
 			return 0, false
@@ -272,4 +276,51 @@ func keyHash(k []byte) uint32 {
 func (p *FieldPaths) mayHave(k []byte) bool {
 	h := keyHash(k)
 	return p.keys[h>>6]&(1<<(h&63)) != 0
+}
+
+// validLiteral reports whether b is a JSON number, true, false or null.
+// The scanner only finds where a literal ends; a malformed one (A0, 01,
+// tru) is read differently by gjson in and out of context, so the view
+// declines the record and the reads go through Fields.
+func validLiteral(b []byte) bool {
+	switch string(b) {
+	case "true", "false", "null":
+		return true
+	}
+	i := 0
+	if i < len(b) && b[i] == '-' {
+		i++
+	}
+	switch {
+	case i < len(b) && b[i] == '0':
+		i++
+	case i < len(b) && b[i] >= '1' && b[i] <= '9':
+		for i < len(b) && b[i] >= '0' && b[i] <= '9' {
+			i++
+		}
+	default:
+		return false
+	}
+	if i < len(b) && b[i] == '.' {
+		i++
+		if i >= len(b) || b[i] < '0' || b[i] > '9' {
+			return false
+		}
+		for i < len(b) && b[i] >= '0' && b[i] <= '9' {
+			i++
+		}
+	}
+	if i < len(b) && (b[i] == 'e' || b[i] == 'E') {
+		i++
+		if i < len(b) && (b[i] == '+' || b[i] == '-') {
+			i++
+		}
+		if i >= len(b) || b[i] < '0' || b[i] > '9' {
+			return false
+		}
+		for i < len(b) && b[i] >= '0' && b[i] <= '9' {
+			i++
+		}
+	}
+	return i == len(b)
 }
