@@ -199,7 +199,7 @@ func floorDiv(a, b int64) int64 {
 // reset empties a group that fired.
 func (g *thGroup) reset() {
 	g.entries, g.vals, g.evidence = nil, nil, nil
-	g.index, g.agg = nil, nil
+	g.index, g.agg, g.kept = nil, nil, 0
 }
 
 // slide moves the aggregates to the window ending at the newest entry,
