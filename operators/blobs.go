@@ -42,6 +42,7 @@ type blobRef struct {
 
 // blobRec is a blob whose reference count changes in the current Flush.
 type blobRec struct {
+	n      uint64 // the blob's number
 	refs   int64  // references now
 	stored int64  // references in the Store (0: no key)
 	ev     []byte // the event, encoded
@@ -85,10 +86,10 @@ func (e *Engine) readBlob(n uint64) (refs int64, ev []byte, ok bool, err error) 
 // or read it, else from the Store; the event is read only when the blob
 // has to be rewritten (writeBlobs).
 func (e *Engine) blob(n uint64) (*blobRec, error) {
-	if b := e.blobs[n]; b != nil {
-		return b, nil
+	if i, ok := e.blobs[n]; ok {
+		return &e.blobRecs[i], nil
 	}
-	b := &blobRec{}
+	b := blobRec{n: n}
 	if c, ok := e.counts[n]; ok {
 		b.refs, b.stored = c, c
 	} else {
@@ -100,19 +101,26 @@ func (e *Engine) blob(n uint64) (*blobRec, error) {
 			b.refs, b.stored, b.ev = c, c, ev
 		}
 	}
-	e.blobs[n] = b
-	return b, nil
+	return e.addBlobRec(b), nil
+}
+
+// addBlobRec records b for this Flush. The pointer it returns is valid
+// until the next record is added.
+func (e *Engine) addBlobRec(b blobRec) *blobRec {
+	e.blobs[b.n] = int32(len(e.blobRecs))
+	e.blobRecs = append(e.blobRecs, b)
+	return &e.blobRecs[len(e.blobRecs)-1]
 }
 
 // ref records a saved state's new reference to blob n holding ev.
 func (e *Engine) ref(n uint64, ev []byte) {
-	if b := e.blobs[n]; b != nil {
-		b.refs++
+	if i, ok := e.blobs[n]; ok {
+		e.blobRecs[i].refs++
 		return
 	}
 	// A number referenced for the first time: its event entered a state
 	// since the last Flush, so the Store has no key for it yet.
-	e.blobs[n] = &blobRec{refs: 1, ev: ev}
+	e.addBlobRec(blobRec{n: n, refs: 1, ev: ev})
 }
 
 // unref records that a saved state no longer references blob n.
@@ -128,19 +136,20 @@ func (e *Engine) unref(n uint64) error {
 // writeBlobs writes the blobs whose count changed since the last call, in
 // number order, and deletes those no state references any more.
 func (e *Engine) writeBlobs() error {
-	if len(e.blobs) == 0 {
+	if len(e.blobRecs) == 0 {
 		return nil
 	}
-	ns := e.changed[:0]
-	for n, b := range e.blobs {
-		if b.refs != b.stored {
-			ns = append(ns, n)
+	ch := e.changed[:0]
+	for i := range e.blobRecs {
+		if b := &e.blobRecs[i]; b.refs != b.stored {
+			ch = append(ch, int32(i))
 		}
 	}
-	slices.Sort(ns)
-	e.changed = ns
-	for _, n := range ns {
-		b := e.blobs[n]
+	slices.SortFunc(ch, func(x, y int32) int { return cmp.Compare(e.blobRecs[x].n, e.blobRecs[y].n) })
+	e.changed = ch
+	for _, i := range ch {
+		b := &e.blobRecs[i]
+		n := b.n
 		switch {
 		case b.refs <= 0 && b.stored > 0:
 			if err := e.st.Delete(e.sharedBlobKey(n)); err != nil {
@@ -169,6 +178,8 @@ func (e *Engine) writeBlobs() error {
 		}
 	}
 	clear(e.blobs)
+	clear(e.blobRecs) // drop the events for the collector
+	e.blobRecs = e.blobRecs[:0]
 	return nil
 }
 

@@ -105,12 +105,13 @@ type Engine struct {
 	bkbuf  []byte      // blob keys' buffer
 	// blobN is the last blob number handed out; blobs the blobs whose
 	// reference count the current Flush changes (blobs.go).
-	blobN   uint64
-	blobs   map[uint64]*blobRec
-	counts  map[uint64]int64 // stored counts of blobs this engine wrote (bounded by maxCounts)
-	changed []uint64         // writeBlobs' scratch
-	hits    []hit
-	stats   Stats
+	blobN    uint64
+	blobs    map[uint64]int32 // blob number → its record in blobRecs
+	blobRecs []blobRec        // reused from Flush to Flush: no allocation per blob
+	counts   map[uint64]int64 // stored counts of blobs this engine wrote (bounded by maxCounts)
+	changed  []int32          // writeBlobs' scratch: records to write
+	hits     []hit
+	stats    Stats
 
 	maxSeen   time.Time
 	wm        time.Time
@@ -202,7 +203,7 @@ func NewEngine(set *rules.Set, st Store, opts Options) (*Engine, error) {
 	if opts.ThresholdEvidence <= 0 {
 		opts.ThresholdEvidence = DefaultThresholdEvidence
 	}
-	e := &Engine{st: st, opts: opts, blobs: map[uint64]*blobRec{}, counts: map[uint64]int64{}}
+	e := &Engine{st: st, opts: opts, blobs: map[uint64]int32{}, counts: map[uint64]int64{}}
 	e.install(set)
 	if err := e.loadMeta(); err != nil {
 		return nil, err
@@ -755,8 +756,8 @@ func (e *Engine) save(ent *entry) error {
 // memory (a state loaded from the Store holds only blob numbers).
 func (e *Engine) eventAt(blob uint64, ev []byte, id string, t int64) event.Event {
 	if ev == nil {
-		if b := e.blobs[blob]; b != nil && b.ev != nil {
-			ev = b.ev
+		if i, ok := e.blobs[blob]; ok && e.blobRecs[i].ev != nil {
+			ev = e.blobRecs[i].ev
 		} else if _, b, ok, err := e.readBlob(blob); err != nil || !ok {
 			e.stats.EventsMissing++
 		} else {
