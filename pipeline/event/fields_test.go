@@ -2,6 +2,7 @@ package event
 
 import (
 	"encoding/json"
+	"fmt"
 	"reflect"
 	"strings"
 	"testing"
@@ -188,34 +189,19 @@ func TestFieldViewMatchesFields(t *testing.T) {
 				t.Fatalf("%s: not indexed", rec)
 			}
 			for _, path := range set {
-				cur := v.Root()
-				var want any = ev.Fields
-				for i, k := range path {
-					m, isMap := want.(map[string]any)
-					if isMap != (cur.Kind() == FieldObject) {
-						t.Fatalf("%s at %v: view kind %d, Fields %#v", rec, path[:i], cur.Kind(), want)
-					}
-					if !isMap {
-						break
-					}
-					want = m[k]
-					if cur = v.Member(cur, k); cur.Kind() == FieldUnknown {
-						t.Fatalf("%s: %v unknown to the view", rec, path[:i+1])
-					}
-					// Inner nodes are only stepped through (their maps hold
-					// the selected members only); paths end at values.
-					if got := cur.Value(); i == len(path)-1 && !reflect.DeepEqual(got, want) {
-						t.Errorf("%s: %s = %#v, Fields %#v", rec, strings.Join(path[:i+1], "."), got, want)
-					}
+				if d := viewDiff(&v, ev.Fields, path); d != "" {
+					t.Errorf("%s: %s", rec, d)
 				}
 			}
 		}
 	}
-	// What the view does not read: the whole record, invalid UTF-8, not an object.
+	// What the view does not read: the whole record, invalid UTF-8, not an
+	// object, a malformed literal or an unterminated one.
+	a := &FieldPaths{children: map[string]*FieldPaths{"a": {whole: true}}}
 	for _, c := range []struct {
 		raw   string
 		paths *FieldPaths
-	}{{`{"a":1}`, AllFields()}, {"{\"a\":\"\xff\"}", &FieldPaths{children: map[string]*FieldPaths{"a": {whole: true}}}}, {`[1]`, &FieldPaths{}}} {
+	}{{`{"a":1}`, AllFields()}, {"{\"a\":\"\xff\"}", a}, {`[1]`, &FieldPaths{}}, {`{"a":A0}`, a}, {`{"b":01,"a":1}`, a}, {`{"a":"x`, a}} {
 		v.Reset()
 		if v.Index([]byte(c.raw), c.paths) {
 			t.Errorf("%q with %v: indexed", c.raw, c.paths)
@@ -261,22 +247,35 @@ func FuzzFieldView(f *testing.F) {
 		ev := Event{Raw: json.RawMessage(raw)}
 		_ = ev.DecodeFieldPaths(&p)
 		for _, path := range paths {
-			cur := v.Root()
-			var want any = ev.Fields
-			for i, k := range path {
-				m, isMap := want.(map[string]any)
-				if isMap != (cur.Kind() == FieldObject) {
-					t.Fatalf("%q at %v: view kind %d, Fields %#v", raw, path[:i], cur.Kind(), want)
-				}
-				if !isMap {
-					break
-				}
-				want = m[k]
-				cur = v.Member(cur, k)
-				if got := cur.Value(); i == len(path)-1 && !reflect.DeepEqual(got, want) {
-					t.Fatalf("%q: %s = %#v, Fields %#v", raw, strings.Join(path, "."), got, want)
-				}
+			if d := viewDiff(&v, ev.Fields, path); d != "" {
+				t.Fatalf("%q: %s", raw, d)
 			}
 		}
 	})
+}
+
+// viewDiff walks path in the view and in Fields together and describes
+// the first difference, "" if none: every step must agree on being an
+// object, and the path's end on its value. (Inner nodes are only stepped
+// through: their maps hold the selected members only.)
+func viewDiff(v *FieldView, fields map[string]any, path []string) string {
+	cur := v.Root()
+	var want any = fields
+	for i, k := range path {
+		m, isMap := want.(map[string]any)
+		if isMap != (cur.Kind() == FieldObject) {
+			return fmt.Sprintf("at %v: view kind %d, Fields %#v", path[:i], cur.Kind(), want)
+		}
+		if !isMap {
+			return ""
+		}
+		want = m[k]
+		if cur = v.Member(cur, k); cur.Kind() == FieldUnknown {
+			return fmt.Sprintf("%v unknown to the view", path[:i+1])
+		}
+		if got := cur.Value(); i == len(path)-1 && !reflect.DeepEqual(got, want) {
+			return fmt.Sprintf("%s = %#v, Fields %#v", strings.Join(path, "."), got, want)
+		}
+	}
+	return ""
 }
