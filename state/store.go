@@ -4,9 +4,10 @@
 //
 // The model is goka's: a partition's state and the input offset it reflects
 // live in the same store and move together. A Store stages every write in
-// an indexed Pebble batch (reads see the staged writes), remembers which
-// keys changed (the changelog records of this transaction), and on Commit
-// writes the batch together with the next input offset. If the transaction
+// memory (reads see the staged writes over the committed ones), which is
+// also the set of keys changed — the changelog records of this transaction
+// — and on Commit writes them in one Pebble batch together with the next
+// input offset. If the transaction
 // aborts, Abort drops the batch and the store is exactly as it was at the
 // last commit — the input offset rewinds to match.
 //
@@ -29,6 +30,7 @@ import (
 	"fmt"
 	"os"
 	"sort"
+	"strings"
 
 	"github.com/cockroachdb/pebble/v2"
 )
@@ -74,9 +76,11 @@ type Options struct {
 // Store is the state of one input partition. It is not safe for
 // concurrent use: one partition worker owns it.
 type Store struct {
-	dir     string
-	db      *pebble.DB
-	batch   *pebble.Batch
+	dir string
+	db  *pebble.DB
+	// changes and deleted are the staged writes: read over the committed
+	// state, written in one batch by Commit. (An indexed Pebble batch did
+	// the same with a skiplist insert per write, on top of these maps.)
 	changes map[string][]byte
 	deleted map[string]bool
 	sync    bool
@@ -107,10 +111,6 @@ func Open(dir string, opts Options) (*Store, error) {
 }
 
 func (s *Store) reset() {
-	if s.batch != nil {
-		_ = s.batch.Close()
-	}
-	s.batch = s.db.NewIndexedBatch()
 	s.changes = map[string][]byte{}
 	s.deleted = map[string]bool{}
 }
@@ -130,7 +130,13 @@ func (s *Store) key(k []byte) []byte {
 // Get returns the value of key, or (nil, nil) if it is absent. The value
 // is valid until the next call on s.
 func (s *Store) Get(key []byte) ([]byte, error) {
-	v, closer, err := s.batch.Get(s.key(key))
+	if s.deleted[string(key)] {
+		return nil, nil
+	}
+	if v, ok := s.changes[string(key)]; ok {
+		return bytes.Clone(v), nil
+	}
+	v, closer, err := s.db.Get(s.key(key))
 	if errors.Is(err, pebble.ErrNotFound) {
 		return nil, nil
 	}
@@ -144,9 +150,6 @@ func (s *Store) Get(key []byte) ([]byte, error) {
 
 // Set stages key = value.
 func (s *Store) Set(key, value []byte) error {
-	if err := s.batch.Set(s.key(key), value, nil); err != nil {
-		return fmt.Errorf("state: set: %w", err)
-	}
 	k := string(key)
 	s.changes[k] = bytes.Clone(value)
 	delete(s.deleted, k)
@@ -155,9 +158,6 @@ func (s *Store) Set(key, value []byte) error {
 
 // Delete stages the removal of key.
 func (s *Store) Delete(key []byte) error {
-	if err := s.batch.Delete(s.key(key), nil); err != nil {
-		return fmt.Errorf("state: delete: %w", err)
-	}
 	k := string(key)
 	delete(s.changes, k)
 	s.deleted[k] = true
@@ -168,15 +168,44 @@ func (s *Store) Delete(key []byte) error {
 // staged writes. fn must not write to s; slices are valid only during fn.
 func (s *Store) Scan(prefix []byte, fn func(key, value []byte) error) error {
 	lower := userKey(prefix)
-	it, err := s.batch.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: prefixEnd(lower)})
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: prefixEnd(lower)})
 	if err != nil {
 		return fmt.Errorf("state: scan: %w", err)
 	}
 	defer it.Close()
-	for ok := it.First(); ok; ok = it.Next() {
-		if err := fn(it.Key()[len(userPrefix):], it.Value()); err != nil {
-			return err
+	// The staged writes under prefix, merged in key order with the
+	// committed keys: a staged value replaces a committed one, a staged
+	// delete hides it.
+	var staged []string
+	p := string(prefix)
+	for k := range s.changes {
+		if strings.HasPrefix(k, p) {
+			staged = append(staged, k)
 		}
+	}
+	sort.Strings(staged)
+	ok, j := it.First(), 0
+	for ok || j < len(staged) {
+		var key []byte
+		if ok {
+			key = it.Key()[len(userPrefix):]
+		}
+		if j < len(staged) && (!ok || staged[j] <= string(key)) {
+			if ok && staged[j] == string(key) {
+				ok = it.Next()
+			}
+			if err := fn([]byte(staged[j]), s.changes[staged[j]]); err != nil {
+				return err
+			}
+			j++
+			continue
+		}
+		if !s.deleted[string(key)] {
+			if err := fn(key, it.Value()); err != nil {
+				return err
+			}
+		}
+		ok = it.Next()
 	}
 	return it.Error()
 }
@@ -210,16 +239,28 @@ func (s *Store) Pending() []Change {
 // Commit writes the staged changes and records nextOffset, the offset of
 // the next input record to process, atomically.
 func (s *Store) Commit(nextOffset int64) error {
+	batch := s.db.NewBatch()
+	defer batch.Close()
+	for k, v := range s.changes {
+		if err := batch.Set(s.key([]byte(k)), v, nil); err != nil {
+			return fmt.Errorf("state: commit: %w", err)
+		}
+	}
+	for k := range s.deleted {
+		if err := batch.Delete(s.key([]byte(k)), nil); err != nil {
+			return fmt.Errorf("state: commit: %w", err)
+		}
+	}
 	var b [8]byte
 	binary.BigEndian.PutUint64(b[:], uint64(nextOffset))
-	if err := s.batch.Set(offsetKey, b[:], nil); err != nil {
+	if err := batch.Set(offsetKey, b[:], nil); err != nil {
 		return fmt.Errorf("state: commit: %w", err)
 	}
 	wo := pebble.NoSync
 	if s.sync {
 		wo = pebble.Sync
 	}
-	if err := s.batch.Commit(wo); err != nil {
+	if err := batch.Commit(wo); err != nil {
 		return fmt.Errorf("state: commit: %w", err)
 	}
 	s.reset()
@@ -282,10 +323,7 @@ func (s *Store) Restore(key, value []byte) error {
 
 // Close drops staged changes and closes the database.
 func (s *Store) Close() error {
-	if s.batch != nil {
-		_ = s.batch.Close()
-		s.batch = nil
-	}
+	s.reset() // staged changes are dropped
 	// Without a WAL, what is only in the memtable would be lost.
 	if err := s.db.Flush(); err != nil {
 		_ = s.db.Close()

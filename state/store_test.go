@@ -2,6 +2,8 @@ package state
 
 import (
 	"fmt"
+	"sort"
+	"strings"
 	"testing"
 )
 
@@ -132,5 +134,82 @@ func TestReopenAfterCloseKeepsCommits(t *testing.T) {
 	}
 	if v, err := s.Get([]byte("k")); err != nil || string(v) != "v" {
 		t.Fatalf("value after reopen: %q %v", v, err)
+	}
+}
+
+// TestStagedReadsMatchModel: Get and Scan see staged writes and deletes
+// over the committed state, Abort drops them and Commit keeps them, over
+// random operations checked against a plain map after every step.
+func TestStagedReadsMatchModel(t *testing.T) {
+	s, err := Open(t.TempDir(), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	committed, staged := map[string]string{}, map[string]*string{}
+	view := func() map[string]string {
+		m := map[string]string{}
+		for k, v := range committed {
+			m[k] = v
+		}
+		for k, v := range staged {
+			if v == nil {
+				delete(m, k)
+			} else {
+				m[k] = *v
+			}
+		}
+		return m
+	}
+	rnd := uint64(3)
+	next := func(n int) int {
+		rnd ^= rnd << 13
+		rnd ^= rnd >> 7
+		rnd ^= rnd << 17
+		return int(rnd % uint64(n))
+	}
+	prefixes := []string{"a/", "b/", "ab/"}
+	for i := 0; i < 3000; i++ {
+		k := fmt.Sprintf("%s%d", prefixes[next(3)], next(30))
+		switch op := next(20); {
+		case op < 9:
+			v := fmt.Sprintf("v%d", i)
+			must(t, s.Set([]byte(k), []byte(v)))
+			staged[k] = &v
+		case op < 15:
+			must(t, s.Delete([]byte(k)))
+			staged[k] = nil
+		case op < 17:
+			must(t, s.Commit(int64(i)))
+			committed = view()
+			staged = map[string]*string{}
+		case op < 18:
+			s.Abort()
+			staged = map[string]*string{}
+		}
+		want := view()
+		got, err := s.Get([]byte(k))
+		if _, present := want[k]; err != nil || (got == nil) == present || string(got) != want[k] {
+			t.Fatalf("step %d: Get(%s) = %q %v, want %q", i, k, got, err, want[k])
+		}
+		p := prefixes[next(3)]
+		var scanned, expected []string
+		must(t, s.Scan([]byte(p), func(k, v []byte) error {
+			scanned = append(scanned, string(k)+"="+string(v))
+			return nil
+		}))
+		var keys []string
+		for k := range want {
+			if strings.HasPrefix(k, p) {
+				keys = append(keys, k)
+			}
+		}
+		sort.Strings(keys) // Scan's order: byte order of the keys
+		for _, k := range keys {
+			expected = append(expected, k+"="+want[k])
+		}
+		if strings.Join(scanned, " ") != strings.Join(expected, " ") {
+			t.Fatalf("step %d: Scan(%s) = %v, want %v", i, p, scanned, expected)
+		}
 	}
 }
