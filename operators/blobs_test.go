@@ -16,20 +16,8 @@ import (
 // Two sequences that start on the same failed logon and keep it for
 // different spans.
 var (
-	shortSeq = "id: t.short\nname: short\n" + hdr + `kind: sequence
-by: user
-maxspan: 10m
-steps:
-  - {name: fail, where: 'Type == "logon" && Outcome == "failure"'}
-  - {name: ok, where: 'Type == "logon" && Outcome == "success"'}
-`
-	longSeq = "id: t.long\nname: long\n" + hdr + `kind: sequence
-by: user
-maxspan: 1h
-steps:
-  - {name: fail, where: 'Type == "logon" && Outcome == "failure"'}
-  - {name: ok, where: 'Type == "logon" && Outcome == "success"'}
-`
+	shortSeq = failThenSuccess("t.short", "short", "10m")
+	longSeq  = failThenSuccess("t.long", "long", "1h")
 )
 
 // blobRefs returns the reference count stored in each event key.

@@ -304,13 +304,19 @@ threshold: {having: count >= 1000}
 	}
 }
 
-var twoStep = "id: t.two\nname: two steps\n" + hdr + `kind: sequence
+var twoStep = failThenSuccess("t.two", "two steps", "1h")
+
+// failThenSuccess is a sequence by user: a failed logon, then a
+// successful one within maxspan.
+func failThenSuccess(id, name, maxspan string) string {
+	return "id: " + id + "\nname: " + name + "\n" + hdr + `kind: sequence
 by: user
-maxspan: 1h
+maxspan: ` + maxspan + `
 steps:
   - {name: fail, where: 'Type == "logon" && Outcome == "failure"'}
   - {name: ok, where: 'Type == "logon" && Outcome == "success"'}
 `
+}
 
 // blobKeys lists the event keys in the store.
 func blobKeys(st *MemStore) []string {

@@ -120,9 +120,10 @@ func userKey(k []byte) []byte {
 	return append(append(out, userPrefix...), k...)
 }
 
-// key returns the Pebble key of k in a buffer reused by the next call:
-// for lookups and writes, which copy it, not for iterator bounds.
-func (s *Store) key(k []byte) []byte {
+// pebbleKey returns the Pebble key of k in a buffer reused by the next call:
+// for lookups and writes, which copy it, not for iterator bounds. It takes
+// the staged keys (strings) as they are, without a conversion each.
+func pebbleKey[K string | []byte](s *Store, k K) []byte {
 	s.kbuf = append(append(s.kbuf[:0], userPrefix...), k...)
 	return s.kbuf
 }
@@ -136,7 +137,7 @@ func (s *Store) Get(key []byte) ([]byte, error) {
 	if v, ok := s.changes[string(key)]; ok {
 		return bytes.Clone(v), nil
 	}
-	v, closer, err := s.db.Get(s.key(key))
+	v, closer, err := s.db.Get(pebbleKey(s, key))
 	if errors.Is(err, pebble.ErrNotFound) {
 		return nil, nil
 	}
@@ -242,12 +243,12 @@ func (s *Store) Commit(nextOffset int64) error {
 	batch := s.db.NewBatch()
 	defer batch.Close()
 	for k, v := range s.changes {
-		if err := batch.Set(s.key([]byte(k)), v, nil); err != nil {
+		if err := batch.Set(pebbleKey(s, k), v, nil); err != nil {
 			return fmt.Errorf("state: commit: %w", err)
 		}
 	}
 	for k := range s.deleted {
-		if err := batch.Delete(s.key([]byte(k)), nil); err != nil {
+		if err := batch.Delete(pebbleKey(s, k), nil); err != nil {
 			return fmt.Errorf("state: commit: %w", err)
 		}
 	}

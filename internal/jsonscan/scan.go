@@ -17,9 +17,19 @@ var ErrUnexpectedEOF = errors.New("unexpected end of JSON input")
 // IsSpace reports JSON whitespace.
 func IsSpace(c byte) bool { return c == ' ' || c == '\n' || c == '\r' || c == '\t' }
 
-func stringEnd(b []byte, i int) (int, error) {
+// StringEnd is String without the escape report.
+func StringEnd(b []byte, i int) (int, error) {
 	end, _, err := String(b, i)
 	return end, err
+}
+
+// SkipSpace returns the index of the first byte at or after i that is not
+// JSON whitespace.
+func SkipSpace(b []byte, i int) int {
+	for i < len(b) && IsSpace(b[i]) {
+		i++
+	}
+	return i
 }
 
 // String returns the index just past the closing quote of the string
@@ -88,14 +98,14 @@ func Value(b []byte, i int) (int, error) {
 	}
 	switch c := b[i]; c {
 	case '"':
-		return stringEnd(b, i)
+		return StringEnd(b, i)
 	case '{', '[':
 		var small [64]byte
 		stack := small[:0]
 		for j := i; j < len(b); j++ {
 			switch c := b[j]; c {
 			case '"':
-				end, err := stringEnd(b, j)
+				end, err := StringEnd(b, j)
 				if err != nil {
 					return 0, err
 				}

@@ -85,13 +85,13 @@ func (v *FieldView) Index(raw []byte, paths *FieldPaths) bool {
 	// One copy, never written again: the strings read share it.
 	b := bytes.Clone(raw)
 	v.doc = unsafe.String(&b[0], len(b))
-	i := skipSpace(b, 0)
+	i := jsonscan.SkipSpace(b, 0)
 	if i >= len(b) || b[i] != '{' {
 		v.state = viewMaps
 		return false
 	}
 	end, ok := v.object(b, i, paths)
-	if !ok || skipSpace(b, end) != len(b) {
+	if !ok || jsonscan.SkipSpace(b, end) != len(b) {
 		v.state = viewMaps
 		return false
 	}
@@ -103,7 +103,7 @@ func (v *FieldView) Index(raw []byte, paths *FieldPaths) bool {
 // wins, as in encoding/json: an earlier value and what was noted inside it
 // are forgotten.
 func (v *FieldView) object(b []byte, i int, node *FieldPaths) (int, bool) {
-	i = skipSpace(b, i+1)
+	i = jsonscan.SkipSpace(b, i+1)
 	if i < len(b) && b[i] == '}' {
 		return i + 1, true
 	}
@@ -123,11 +123,11 @@ func (v *FieldView) object(b []byte, i int, node *FieldPaths) (int, bool) {
 			}
 			c = node.children[key]
 		}
-		i = skipSpace(b, kend)
+		i = jsonscan.SkipSpace(b, kend)
 		if i >= len(b) || b[i] != ':' {
 			return 0, false
 		}
-		i = skipSpace(b, i+1)
+		i = jsonscan.SkipSpace(b, i+1)
 		start := i
 		if c != nil {
 			if s := &v.slots[c.id]; s.gen == v.gen { // a duplicate key
@@ -149,26 +149,19 @@ func (v *FieldView) object(b []byte, i int, node *FieldPaths) (int, bool) {
 		if c != nil {
 			v.slots[c.id] = fieldSlot{gen: v.gen, raw: v.doc[start:i]}
 		}
-		i = skipSpace(b, i)
+		i = jsonscan.SkipSpace(b, i)
 		if i >= len(b) {
 			return 0, false
 		}
 		switch b[i] {
 		case ',':
-			i = skipSpace(b, i+1)
+			i = jsonscan.SkipSpace(b, i+1)
 		case '}':
 			return i + 1, true
 		default:
 			return 0, false
 		}
 	}
-}
-
-func skipSpace(b []byte, i int) int {
-	for i < len(b) && jsonscan.IsSpace(b[i]) {
-		i++
-	}
-	return i
 }
 
 // FieldKind says what a cursor points at.

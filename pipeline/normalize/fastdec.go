@@ -7,6 +7,8 @@ import (
 	"unsafe"
 
 	gojson "github.com/goccy/go-json"
+
+	"github.com/vigil-sec/vigil/internal/jsonscan"
 )
 
 // This file holds the decoder of the typed per-source structs. It walks a
@@ -195,7 +197,7 @@ func (ix *spanIndex) unmarshal(b []byte, v any) error {
 // esc is false only for a string known to hold no escapes.
 func (ti *typeInfo) decode(ix *spanIndex, v []byte, esc bool, p unsafe.Pointer) error {
 	if len(v) == 0 {
-		return errUnexpectedEOF
+		return jsonscan.ErrUnexpectedEOF
 	}
 	switch ti.kind {
 	case kFstr:

@@ -18,23 +18,11 @@ import (
 // allocation. Typed decoding happens later, per record, on the spans found
 // here.
 
-var errUnexpectedEOF = jsonscan.ErrUnexpectedEOF
-
-// isWS reports JSON whitespace.
-func isWS(c byte) bool { return jsonscan.IsSpace(c) }
-
-// scanString returns the index just past the closing quote of the string
-// starting at b[i] == '"'.
-func scanString(b []byte, i int) (int, error) {
-	end, _, err := jsonscan.String(b, i)
-	return end, err
-}
-
 // skipWS skips JSON whitespace and any UTF-8 byte-order marks.
 func skipWS(b []byte, i int) int {
 	for i < len(b) {
 		c := b[i]
-		if isWS(c) {
+		if jsonscan.IsSpace(c) {
 			i++
 			continue
 		}
@@ -103,7 +91,7 @@ func (ix *spanIndex) members(obj []byte, fn func(key []byte, kesc bool, val []by
 		}
 		i = skipWS(obj, vend)
 		if i >= len(obj) {
-			return errUnexpectedEOF
+			return jsonscan.ErrUnexpectedEOF
 		}
 		switch obj[i] {
 		case ',':
@@ -141,7 +129,7 @@ func (ix *spanIndex) eachElement(arr []byte, fn func(elem []byte)) error {
 		fn(arr[i:end])
 		i = skipWS(arr, end)
 		if i >= len(arr) {
-			return errUnexpectedEOF
+			return jsonscan.ErrUnexpectedEOF
 		}
 		switch arr[i] {
 		case ',':

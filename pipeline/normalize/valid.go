@@ -34,7 +34,7 @@ func validIndex(b []byte, i int, ix *spanIndex) (int, error) {
 	for {
 		i = skipJSONWS(b, i)
 		if i >= len(b) {
-			return 0, errUnexpectedEOF
+			return 0, jsonscan.ErrUnexpectedEOF
 		}
 		// One value starts at b[i].
 		switch c := b[i]; {
@@ -109,7 +109,7 @@ func validIndex(b []byte, i int, ix *spanIndex) (int, error) {
 			}
 			i = skipJSONWS(b, i)
 			if i >= len(b) {
-				return 0, errUnexpectedEOF
+				return 0, jsonscan.ErrUnexpectedEOF
 			}
 			top := stack[len(stack)-1]
 			c := b[i]
@@ -152,7 +152,7 @@ var errTooDeep = errors.New("JSON nested too deeply")
 
 func syntaxErr(b []byte, i int) error {
 	if i >= len(b) {
-		return errUnexpectedEOF
+		return jsonscan.ErrUnexpectedEOF
 	}
 	return fmt.Errorf("invalid character %q at offset %d", b[i], i)
 }
@@ -176,7 +176,7 @@ func validKey(b []byte, i int) (int, error) {
 // skipJSONWS skips JSON whitespace only (a BOM inside a document is an
 // error, as for encoding/json).
 func skipJSONWS(b []byte, i int) int {
-	for i < len(b) && isWS(b[i]) {
+	for i < len(b) && jsonscan.IsSpace(b[i]) {
 		i++
 	}
 	return i
@@ -199,21 +199,21 @@ func validString(b []byte, i int) (int, error) {
 			j += 8
 		}
 		if j >= len(b) {
-			return 0, errUnexpectedEOF
+			return 0, jsonscan.ErrUnexpectedEOF
 		}
 		switch c := b[j]; {
 		case c == '"':
 			return j + 1, nil
 		case c == '\\':
 			if j+1 >= len(b) {
-				return 0, errUnexpectedEOF
+				return 0, jsonscan.ErrUnexpectedEOF
 			}
 			switch b[j+1] {
 			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
 				j += 2
 			case 'u':
 				if len(b)-j < 6 {
-					return 0, errUnexpectedEOF
+					return 0, jsonscan.ErrUnexpectedEOF
 				}
 				for _, h := range b[j+2 : j+6] {
 					if !isHex(h) {

@@ -47,16 +47,16 @@ func TestScanStringSWAR(t *testing.T) {
 		body := strings.Repeat("é", n/2) + strings.Repeat("a", n%2)
 		for _, tail := range []string{`"`, `\""`, `\\"`, "\u007f\"", "\x1f\""} {
 			in := []byte(`"` + body + tail + `,`)
-			end, err := scanString(in, 0)
+			end, err := jsonscan.StringEnd(in, 0)
 			wantErr := tail == "\x1f\""
 			if wantErr {
 				if err == nil {
-					t.Errorf("scanString(%q) accepted a control character", in)
+					t.Errorf("jsonscan.StringEnd(%q) accepted a control character", in)
 				}
 				continue
 			}
 			if err != nil || end != len(in)-1 {
-				t.Errorf("scanString(%q) = %d, %v; want %d", in, end, err, len(in)-1)
+				t.Errorf("jsonscan.StringEnd(%q) = %d, %v; want %d", in, end, err, len(in)-1)
 			}
 			if vend, err := validString(in, 0); err != nil || vend != end {
 				t.Errorf("validString(%q) = %d, %v; want %d", in, vend, err, end)
