@@ -241,7 +241,12 @@ start_once() {
 	mkdir -p "$dir/data" "$dir/logs"
 	write_config "$dir" "$port" "$cport"
 	# A KRaft cluster id is 16 random bytes in URL-safe base64 without padding.
-	cluster_id="$(head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=\n')"
+	# One starting with '-' reads as an option to the storage tool (Kafka's
+	# own Uuid.randomUuid draws again in that case; so do we).
+	cluster_id="-"
+	while [[ "$cluster_id" == -* ]]; do
+		cluster_id="$(head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=\n')"
+	done
 	if ! java_cmd "$dir" kafka.tools.StorageTool format -t "$cluster_id" \
 		-c "$dir/server.properties" >"$dir/logs/format.log" 2>&1; then
 		cat "$dir/logs/format.log" >&2
