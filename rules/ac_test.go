@@ -2,6 +2,8 @@ package rules
 
 import (
 	"regexp"
+	"regexp/syntax"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -74,6 +76,67 @@ func TestRegexPrefilter(t *testing.T) {
 	}
 }
 
+// TestRegexHeads: a regex whose matches all begin with a literal is run
+// only from where those literals occur, and answers as the whole regex
+// does — also with more occurrences than it tries (the whole regex then
+// decides), non-ASCII input under (?i), and assertions after the head.
+func TestRegexHeads(t *testing.T) {
+	many := strings.Repeat("forwardto ", maxHeads+2)
+	cases := []struct {
+		pattern string
+		heads   []string // nil: not run from heads
+		in      []string
+	}{
+		{`(?i)(ForwardTo|RedirectTo)\\?"\s*,\s*\\?"Value`, []string{"forwardto", "redirectto"},
+			[]string{`{"Name":"ForwardTo","Value":"x"}`, `{\"Name\":\"REDIRECTTO\", \"Value\"`, `ForwardTo only`, many, many + `ForwardTo","Value`}},
+		{`(?i)(cmd|powershell)\b[^\n]*-enc\b`, []string{"cmd", "powershell"},
+			[]string{"powershell.exe -enc AAA", "powershellx -enc", "cmd -encx", "CMD /c x -ENC y", "\u212A cmd -enc"}},
+		{`(?m)abc$`, []string{"abc"}, []string{"xabc\ny", "abcd", "abc"}},
+		{`(?m)^abc`, []string{"abc"}, []string{"x\nabc", "xabc", "abc", "\nabc\n"}},
+		{`^abc`, []string{"abc"}, []string{"x\nabc", "abc"}},
+		{`\babc`, []string{"abc"}, []string{"xabc", " abc", "abc", "éabc", "\xffabc", "x\xe9abc"}},
+		{`(?i)\Babc|\bdef`, []string{"abc", "def"}, []string{"xABC", " abc", "ABC", "éabc", "_def", "é def", "-DEF"}},
+		{`(?i)(xy|\biwr\b)`, []string{"xy", "iwr"}, []string{"IWR http", "aiwr", "iwr2", "iwr"}},
+		{`(?:^|\s)-e`, nil, []string{"a -e", "-e"}},
+		{`(?i)(abc|\w+def)`, nil, []string{"ABC", "xdef"}},
+		{`(?i)abc+d`, []string{"ab"}, []string{"ABCCCD", strings.Repeat("abc", 40) + "d", strings.Repeat("abc", 40)}},
+		{`ſtart|xy`, []string{"ſtart", "xy"}, []string{"ſtart", "start", "axyz"}},
+		{`(?i)\.(exe|dll)$`, nil, []string{"a.EXE", "b.dll.txt"}}, // a one-byte head: the prefilter decides
+	}
+	for _, c := range cases {
+		fr, err := compileFastRegex(c.pattern)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if (fr.heads != nil) != (c.heads != nil) {
+			t.Errorf("%s: run from heads %v, want %v", c.pattern, fr.heads != nil, c.heads != nil)
+		}
+		if c.heads != nil {
+			tree, _ := syntax.Parse(c.pattern, syntax.Perl)
+			got, _ := headLiterals(tree.Simplify())
+			if !slices.Equal(mapLower(got), c.heads) {
+				t.Errorf("%s: heads %q, want %q", c.pattern, got, c.heads)
+			}
+		}
+		for _, s := range c.in {
+			if got, want := fr.match(s), fr.re.MatchString(s); got != want {
+				t.Errorf("%s on %q: %v, regexp says %v", c.pattern, s, got, want)
+			}
+		}
+	}
+}
+
+func mapLower(l []string) []string {
+	out := make([]string, len(l))
+	for i, s := range l {
+		if isASCII(s) {
+			s = strings.ToLower(s)
+		}
+		out[i] = s
+	}
+	return out
+}
+
 // FuzzRegexPrefilter: the prefilter never changes a regex's answer.
 func FuzzRegexPrefilter(f *testing.F) {
 	f.Add(`(?i)(vssadmin|wmic\s+shadowcopy|bcdedit)`, "WMIC  ShadowCopy")
@@ -81,6 +144,8 @@ func FuzzRegexPrefilter(f *testing.F) {
 	f.Add(`(foo|bar)+baz{2,}`, "barbazz")
 	f.Add(`(?i)k(ey|ill)`, "\u212Aill")
 	f.Add(`(?i)straße|ss`, "STRASSE")
+	f.Add(`(?i)(ab|cd)\b[^x]*e$`, "xxAB-e cd e")
+	f.Add(`(?m)(ab|cd)$`, "ab\ncd")
 	f.Fuzz(func(t *testing.T, pattern, in string) {
 		if len(pattern) > 200 || strings.Count(pattern, "{") > 3 {
 			return
@@ -117,6 +182,81 @@ func BenchmarkRegexPrefilter(b *testing.B) {
 			if fr.re.MatchString(in) {
 				b.Fatal("matched")
 			}
+		}
+	})
+}
+
+// BenchmarkRegexHeads: an inbox-rule regex (matches begin with one of
+// its action names) on the JSON parameters of an audit record that holds
+// one: tried from the heads' offsets, and by the regex alone.
+func BenchmarkRegexHeads(b *testing.B) {
+	const pattern = `(?i)(ForwardTo|RedirectTo|ForwardAsAttachmentTo)\\?"\s*,\s*\\?"Value\\?"\s*:\s*\\?"[^"\\\s]|(Forward|Redirect|ForwardAsAttachment)ToRecipientsAction|(DeleteMessage|SoftDeleteMessage|PermanentDelete)\\?"\s*,\s*\\?"Value\\?"\s*:\s*\\?"True`
+	in := `[` + strings.Repeat(`{"Name":"Identity","Value":"adele@contoso.com\\Inbox"},{"Name":"StopProcessingRules","Value":"True"},`, 12) +
+		`{"Name":"ForwardTo","Value":"drop@mailbox.example"}]`
+	fr, err := compileFastRegex(pattern)
+	if err != nil || fr.heads == nil || !fr.match(in) {
+		b.Fatalf("no heads or no match: %v", err)
+	}
+	b.Run("heads", func(b *testing.B) {
+		for i := 0; i < b.N; i++ {
+			fr.match(in)
+		}
+	})
+	b.Run("regexp", func(b *testing.B) {
+		for i := 0; i < b.N; i++ {
+			fr.re.MatchString(in)
+		}
+	})
+}
+
+// FuzzACStarts: the offsets starts reports are exactly those where a
+// literal begins (as a naive search finds them), and it declines only
+// past max offsets or, folded, on non-ASCII input.
+func FuzzACStarts(f *testing.F) {
+	f.Add("he,she,his,hers", "ushers and his", false)
+	f.Add("abcd,bc,c", "xabcdbcc", true)
+	f.Add("Kill,ab", "\u212Aill ab", true)
+	f.Fuzz(func(t *testing.T, list, in string, fold bool) {
+		lits := strings.Split(list, ",")
+		if fold {
+			for i, l := range lits {
+				lits[i] = strings.ToLower(l)
+			}
+		}
+		m := newAC(lits, fold)
+		if m == nil {
+			return
+		}
+		hay := in
+		if fold {
+			if !isASCII(in) {
+				if _, ok := m.starts(in, nil, 64); ok || !m.contains(in) {
+					t.Fatalf("%q in %q: non-ASCII input under fold must stay undecided", lits, in)
+				}
+				return
+			}
+			hay = strings.ToLower(in)
+		}
+		var want []int
+		for i := range len(in) {
+			for _, l := range lits {
+				if strings.HasPrefix(hay[i:], l) && !slices.Contains(want, i) {
+					want = append(want, i)
+				}
+			}
+		}
+		got, ok := m.starts(in, nil, 64)
+		slices.Sort(got)
+		got = slices.Compact(got)
+		switch {
+		case !ok && len(got) < len(want):
+		case !ok:
+			t.Fatalf("%q in %q: declined with %d of %d offsets", lits, in, len(got), len(want))
+		case !slices.Equal(got, want):
+			t.Fatalf("%q in %q (fold %v): starts %v, want %v", lits, in, fold, got, want)
+		}
+		if c := m.contains(in); ok && c != (len(want) > 0) {
+			t.Fatalf("%q in %q: contains %v with %d offsets", lits, in, c, len(want))
 		}
 	})
 }

@@ -39,7 +39,28 @@ type fastRegex struct {
 	literal string // lower-case when fold
 	fold    bool
 	ac      *acMatcher
+
+	// When every match begins with one of a few literals, the regex is
+	// tried only where those occur: heads finds the offsets, anchored
+	// (the pattern behind ^) runs at offset 0 and after (the pattern
+	// behind ^ and one rune) from the byte before any other offset, so
+	// that \b or (?m)^ at the head sees the same byte before it as in
+	// the whole input (a lone continuation byte reads as U+FFFD, which
+	// is neither a word byte nor a newline, as the non-ASCII rune it
+	// ends is not). Unanchored, Go's regexp
+	// tries the pattern at every offset of the input — for a
+	// case-insensitive alternation there is no literal prefix it can
+	// skip to — which on a kilobyte of audit-log JSON costs tens of
+	// microseconds a call.
+	heads    *acMatcher
+	anchored *regexp.Regexp
+	after    *regexp.Regexp
 }
+
+// maxHeads bounds the offsets tried with the anchored regex; an input
+// with more occurrences goes to the unanchored regex, which stays linear
+// in the input whatever it holds.
+const maxHeads = 16
 
 // minLiteral is the shortest literal worth a prefilter: a one-byte check
 // ("." in a file-name regex) rejects almost nothing.
@@ -93,8 +114,65 @@ func compileFastRegex(pattern string) (*fastRegex, error) {
 		case len(lits) > 1:
 			fr.ac = newAC(lits, fold)
 		}
+		if heads, fold := headLiterals(tree.Simplify()); len(heads) > 0 && len(heads) <= 256 && shortest(heads) >= minLiteral {
+			if fold {
+				for i, l := range heads {
+					heads[i] = strings.ToLower(l)
+				}
+			}
+			// The group keeps the pattern's own flags inside it, so ^
+			// stays "start of text" whatever (?m) the pattern sets.
+			a, err1 := regexp.Compile(`^(?:` + pattern + `)`)
+			b, err2 := regexp.Compile(`^(?s:.)(?:` + pattern + `)`)
+			if err1 == nil && err2 == nil {
+				fr.heads, fr.anchored, fr.after = newAC(heads, fold), a, b
+			}
+		}
 	}
 	return fr, nil
+}
+
+// headLiterals returns literals one of which every match of re begins
+// with (nil if it finds none), and whether they compare case-
+// insensitively. Empty-width assertions before the literal (\b, ^,
+// (?m)^) are passed over: they look at the byte before the match, which
+// fastRegex.match keeps in front of the offset it runs from.
+func headLiterals(re *syntax.Regexp) ([]string, bool) {
+	switch re.Op {
+	case syntax.OpCapture, syntax.OpPlus:
+		return headLiterals(re.Sub[0])
+	case syntax.OpRepeat:
+		if re.Min >= 1 {
+			return headLiterals(re.Sub[0])
+		}
+	case syntax.OpLiteral:
+		fold := re.Flags&syntax.FoldCase != 0
+		if fold && !isASCII(string(re.Rune)) {
+			return nil, false
+		}
+		return []string{string(re.Rune)}, fold
+	case syntax.OpConcat:
+		for _, sub := range re.Sub {
+			switch sub.Op {
+			case syntax.OpWordBoundary, syntax.OpNoWordBoundary, syntax.OpBeginLine, syntax.OpBeginText, syntax.OpEmptyMatch:
+				continue
+			}
+			return headLiterals(sub)
+		}
+	case syntax.OpAlternate:
+		var all []string
+		fold := false
+		for _, sub := range re.Sub {
+			l, f := headLiterals(sub)
+			if len(l) == 0 {
+				return nil, false
+			}
+			all = append(all, l...)
+			fold = fold || f
+		}
+		return all, fold
+	}
+	return nil, false
 }
 
 func (fr *fastRegex) match(s string) bool {
@@ -108,10 +186,33 @@ func (fr *fastRegex) match(s string) bool {
 		} else if !strings.Contains(s, fr.literal) {
 			return false
 		}
+	}
+	if fr.heads != nil {
+		// Finding the heads is the pass the prefilter would make.
+		if ok, decided := fr.fromHeads(s); decided {
+			return ok
+		}
 	} else if fr.ac != nil && !fr.ac.contains(s) {
 		return false
 	}
 	return fr.re.MatchString(s)
+}
+
+// fromHeads runs the regex from each offset of s where a head literal
+// begins; decided is false when s has more than maxHeads of them or,
+// under fold, a non-ASCII byte.
+func (fr *fastRegex) fromHeads(s string) (ok, decided bool) {
+	var buf [maxHeads]int
+	at, decided := fr.heads.starts(s, buf[:0], maxHeads)
+	if !decided {
+		return false, false
+	}
+	for _, i := range at {
+		if i == 0 && fr.anchored.MatchString(s) || i > 0 && fr.after.MatchString(s[i-1:]) {
+			return true, true
+		}
+	}
+	return false, true
 }
 
 // requiredLiterals returns literals one of which every match of re must
