@@ -1,7 +1,6 @@
 package rules
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/netip"
@@ -54,6 +53,7 @@ type Frame struct {
 
 	view event.FieldView // the current event's record at Paths
 	gen  uint64          // the Env.gen view belongs to
+	buf  []byte          // toJSON's output, before it becomes a string
 }
 
 // record returns the view of the current event's source record, indexed
@@ -593,8 +593,8 @@ func (c *nativeCompiler) strOf(n ast.Node) strFn {
 				if err != nil {
 					return "", err
 				}
-				b, err := json.MarshalIndent(x, "", "  ") // expr's toJSON
-				return string(b), err
+				f.buf, err = appendToJSON(f.buf[:0], x, 0) // expr's toJSON
+				return string(f.buf), err
 			}
 		}
 		// last(split(s, ".")): the text after the last separator (a file
