@@ -54,6 +54,10 @@ type Frame struct {
 	view event.FieldView // the current event's record at Paths
 	gen  uint64          // the Env.gen view belongs to
 	buf  []byte          // toJSON's output, before it becomes a string
+	// json is toJSON(Fields) of the event of Env.gen jsonGen.
+	json    string
+	jsonGen uint64
+	jsonOK  bool
 }
 
 // record returns the view of the current event's source record, indexed
@@ -586,6 +590,21 @@ func (c *nativeCompiler) strOf(n ast.Node) strFn {
 			break
 		}
 		a := x.Arguments[0]
+		if id, ok := a.(*ast.IdentifierNode); ok && x.Name == "toJSON" && id.Value == "Fields" && c.allFields {
+			// The whole record: a rule that reads it that way tends to
+			// read it several times (vpn_login_success, three times per
+			// condition), so the text is kept for the event.
+			return func(f *Frame) (string, error) {
+				if f.jsonGen != f.Env.gen || !f.jsonOK {
+					b, err := appendToJSON(f.buf[:0], f.fields(true), 0)
+					if err != nil {
+						return "", err
+					}
+					f.buf, f.json, f.jsonGen, f.jsonOK = b, string(b), f.Env.gen, true
+				}
+				return f.json, nil
+			}
+		}
 		if x.Name == "toJSON" && c.anyNative(a) {
 			v := c.anyOf(a)
 			return func(f *Frame) (string, error) {

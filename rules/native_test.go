@@ -127,3 +127,28 @@ func TestNativeEdgeCases(t *testing.T) {
 		}
 	}
 }
+
+// TestToJSONFieldsPerEvent: toJSON(Fields) of the whole record is kept
+// for the event a frame reads, and made again for the next one (a frame
+// is reused for event after event, its Env Reset in between).
+func TestToJSONFieldsPerEvent(t *testing.T) {
+	y := strings.Replace(validRule, `Type == "process" && Process.Name == "powershell.exe"`,
+		`'toJSON(Fields) contains "\"k\": \"v1\"" && !(toJSON(Fields) contains "v2")'`, 1)
+	set, err := LoadSources([]Source{{Name: "x.yaml", Data: []byte(y[:strings.Index(y, "tests:")])}}, nil, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	x := set.Rules[0].Steps[0].Where
+	var env Env
+	f := &Frame{Env: &env, Paths: set.FieldPaths()}
+	for i, c := range []struct {
+		raw  string
+		want bool
+	}{{`{"k":"v1"}`, true}, {`{"k":"v2"}`, false}, {`{"k":"v1","j":"v2"}`, false}, {`{"j":1,"k":"v1"}`, true}} {
+		ev := event.Event{Raw: json.RawMessage(c.raw)}
+		env.Reset(&ev)
+		if got, err := x.Native.Eval(f); got != c.want || err != nil {
+			t.Errorf("event %d %s: %v (%v), want %v", i, c.raw, got, err, c.want)
+		}
+	}
+}
