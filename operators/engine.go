@@ -91,18 +91,19 @@ type Engine struct {
 	rules  []*crule
 	disp   map[event.Keyspace]*dispatch
 
-	env    rules.Env // current event, reused
-	env2   rules.Env // alert building, reused
-	henv   rules.HavingEnv
-	vm     vm.VM
-	frame  rules.Frame // native conditions' view of env and vm
-	frame2 rules.Frame // and of env2
-	vals   []string    // nativeValues' scratch
-	enc    encoded     // the current event, encoded once for all rules
-	input  []byte      // the current event's encoding, when the caller has it (ProcessEncoded)
-	refs   []blobRef   // saveEvents' scratch
-	kept   []uint64    // saveEvents' scratch
-	bkbuf  []byte      // blob keys' buffer
+	env     rules.Env   // current event, reused
+	env2    rules.Env   // alert building, reused
+	alertEv event.Event // env2's event: a copy, as decoding Fields must not touch the alert's
+	henv    rules.HavingEnv
+	vm      vm.VM
+	frame   rules.Frame // native conditions' view of env and vm
+	frame2  rules.Frame // and of env2
+	vals    []string    // nativeValues' scratch
+	enc     encoded     // the current event, encoded once for all rules
+	input   []byte      // the current event's encoding, when the caller has it (ProcessEncoded)
+	refs    []blobRef   // saveEvents' scratch
+	kept    []uint64    // saveEvents' scratch
+	bkbuf   []byte      // blob keys' buffer
 	// blobN is the last blob number handed out; blobs the blobs whose
 	// reference count the current Flush changes (blobs.go).
 	blobN    uint64
@@ -641,8 +642,8 @@ func (e *Engine) buildAlert(r *crule, ks event.Keyspace, key string, steps [][]e
 		st := r.Steps[i]
 		a.Steps = append(a.Steps, alert.Step{Name: st.Name, Events: evs})
 		for j := range evs {
-			ev := evs[j] // copy: decoding Fields must not touch the alert's event
-			e.env2.Reset(&ev)
+			e.alertEv = evs[j]
+			e.env2.Reset(&e.alertEv)
 			for _, en := range st.Entities {
 				for _, x := range en.Exprs {
 					for _, v := range e.values(&e.env2, x) {

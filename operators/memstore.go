@@ -53,8 +53,10 @@ func (s *MemStore) Scan(prefix []byte, fn func(key, value []byte) error) error {
 		}
 	}
 	sort.Strings(keys)
+	var kb []byte // fn's key: valid only during fn, so one buffer serves all
 	for _, k := range keys {
-		if err := fn([]byte(k), *s.m[k]); err != nil {
+		kb = append(kb[:0], k...)
+		if err := fn(kb, *s.m[k]); err != nil {
 			return err
 		}
 	}

@@ -11,7 +11,7 @@ package alert
 import (
 	"crypto/sha256"
 	"encoding/hex"
-	"sort"
+	"slices"
 	"time"
 
 	"github.com/vigil-sec/vigil/pipeline/event"
@@ -122,15 +122,21 @@ type Grouping struct {
 }
 
 // MakeID returns the deterministic alert id for a rule firing.
+// It is the first 16 bytes of SHA-256 over rule id, rule version,
+// keyspace, key and the sorted event ids, each followed by a zero byte.
 func MakeID(ruleID, ruleVersion string, keyspace event.Keyspace, key string, eventIDs []string) string {
-	ids := append([]string(nil), eventIDs...)
-	sort.Strings(ids)
-	h := sha256.New()
-	for _, s := range append([]string{ruleID, ruleVersion, string(keyspace), key}, ids...) {
-		h.Write([]byte(s))
-		h.Write([]byte{0})
+	ids := slices.Clone(eventIDs) // the caller's order stays
+	slices.Sort(ids)
+	var buf [512]byte
+	b := buf[:0]
+	for _, s := range [...]string{ruleID, ruleVersion, string(keyspace), key} {
+		b = append(append(b, s...), 0)
 	}
-	return hex.EncodeToString(h.Sum(nil)[:16])
+	for _, s := range ids {
+		b = append(append(b, s...), 0)
+	}
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:16])
 }
 
 // AddEntity appends an entity unless an equal (type, value) is present.
