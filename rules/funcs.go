@@ -40,18 +40,16 @@ type fastRegex struct {
 	fold    bool
 	ac      *acMatcher
 
-	// When every match begins with one of a few literals, the regex is
-	// tried only where those occur: heads finds the offsets, anchored
-	// (the pattern behind ^) runs at offset 0 and after (the pattern
-	// behind ^ and one rune) from the byte before any other offset, so
-	// that \b or (?m)^ at the head sees the same byte before it as in
-	// the whole input (a lone continuation byte reads as U+FFFD, which
-	// is neither a word byte nor a newline, as the non-ASCII rune it
-	// ends is not). Unanchored, Go's regexp
-	// tries the pattern at every offset of the input — for a
-	// case-insensitive alternation there is no literal prefix it can
-	// skip to — which on a kilobyte of audit-log JSON costs tens of
-	// microseconds a call.
+	// When every match begins with one of a few literals (heads), the
+	// regex is tried only where those occur. Unanchored, Go's regexp
+	// tries the pattern at every offset of the input — a case-insensitive
+	// alternation gives it no literal prefix to skip to — which on a
+	// kilobyte of audit-log JSON costs tens of microseconds a call.
+	// anchored (the pattern behind ^) runs at offset 0; after (behind ^
+	// and any one rune) runs from the byte before every other offset, so
+	// that \b or (?m)^ at the head sees the byte it sees in the whole
+	// input. A lone UTF-8 continuation byte reads as U+FFFD there: neither
+	// a word byte nor a newline, like the non-ASCII rune it ends.
 	heads    *acMatcher
 	anchored *regexp.Regexp
 	after    *regexp.Regexp
@@ -102,7 +100,8 @@ func compileFastRegex(pattern string) (*fastRegex, error) {
 	}
 	fr := &fastRegex{re: re}
 	if tree, err := syntax.Parse(pattern, syntax.Perl); err == nil {
-		lits, fold := requiredLiterals(tree.Simplify())
+		tree = tree.Simplify()
+		lits, fold := requiredLiterals(tree)
 		if fold {
 			for i, l := range lits {
 				lits[i] = strings.ToLower(l)
@@ -114,7 +113,7 @@ func compileFastRegex(pattern string) (*fastRegex, error) {
 		case len(lits) > 1:
 			fr.ac = newAC(lits, fold)
 		}
-		if heads, fold := headLiterals(tree.Simplify()); len(heads) > 0 && len(heads) <= 256 && shortest(heads) >= minLiteral {
+		if heads, fold := headLiterals(tree); len(heads) > 0 && len(heads) <= 256 && shortest(heads) >= minLiteral {
 			if fold {
 				for i, l := range heads {
 					heads[i] = strings.ToLower(l)
