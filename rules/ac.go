@@ -14,7 +14,7 @@ package rules
 // Kelvin sign onto k, so only the regex can decide).
 //
 // Hand-rolled: the Go Aho-Corasick modules on the proxy either lack ASCII
-// case folding or are unmaintained, and this needs ~100 lines.
+// case folding or are unmaintained, and this needs ~150 lines.
 type acMatcher struct {
 	class [256]uint8
 	// lead marks the bytes that leave the root state: from the root, the
@@ -169,10 +169,7 @@ func (m *acMatcher) contains(s string) bool {
 	off := int32(0)
 	for i := 0; i < len(s); i++ {
 		if off == 0 {
-			for i < len(s) && !lead[s[i]] {
-				i++
-			}
-			if i == len(s) {
+			if i = skipToLead(lead, s, i); i == len(s) {
 				return false
 			}
 		}
@@ -193,10 +190,7 @@ func (m *acMatcher) starts(s string, dst []int, max int) (_ []int, ok bool) {
 	off := int32(0)
 	for i := 0; i < len(s); i++ {
 		if off == 0 {
-			for i < len(s) && !lead[s[i]] {
-				i++
-			}
-			if i == len(s) {
+			if i = skipToLead(lead, s, i); i == len(s) {
 				break
 			}
 		}
@@ -216,4 +210,13 @@ func (m *acMatcher) starts(s string, dst []int, max int) (_ []int, ok bool) {
 		}
 	}
 	return dst, true
+}
+
+// skipToLead returns the offset of the first byte at or after i that
+// leaves the root state (len(s) if none).
+func skipToLead(lead *[256]bool, s string, i int) int {
+	for i < len(s) && !lead[s[i]] {
+		i++
+	}
+	return i
 }

@@ -145,11 +145,7 @@ func headLiterals(re *syntax.Regexp) ([]string, bool) {
 			return headLiterals(re.Sub[0])
 		}
 	case syntax.OpLiteral:
-		fold := re.Flags&syntax.FoldCase != 0
-		if fold && !isASCII(string(re.Rune)) {
-			return nil, false
-		}
-		return []string{string(re.Rune)}, fold
+		return literalOf(re)
 	case syntax.OpConcat:
 		for _, sub := range re.Sub {
 			switch sub.Op {
@@ -159,17 +155,7 @@ func headLiterals(re *syntax.Regexp) ([]string, bool) {
 			return headLiterals(sub)
 		}
 	case syntax.OpAlternate:
-		var all []string
-		fold := false
-		for _, sub := range re.Sub {
-			l, f := headLiterals(sub)
-			if len(l) == 0 {
-				return nil, false
-			}
-			all = append(all, l...)
-			fold = fold || f
-		}
-		return all, fold
+		return unionOf(re.Sub, headLiterals)
 	}
 	return nil, false
 }
@@ -238,11 +224,7 @@ func literalSet(re *syntax.Regexp) ([]string, bool) {
 	case syntax.OpCapture:
 		return literalSet(re.Sub[0])
 	case syntax.OpLiteral:
-		fold := re.Flags&syntax.FoldCase != 0
-		if fold && !isASCII(string(re.Rune)) {
-			return nil, false // Unicode folding: leave it to the regex
-		}
-		return []string{string(re.Rune)}, fold
+		return literalOf(re)
 	case syntax.OpPlus:
 		return literalSet(re.Sub[0])
 	case syntax.OpRepeat:
@@ -260,21 +242,36 @@ func literalSet(re *syntax.Regexp) ([]string, bool) {
 		}
 		return best, bestFold
 	case syntax.OpAlternate:
-		var all []string
-		fold := false
-		for _, sub := range re.Sub {
-			l, f := literalSet(sub)
-			if len(l) == 0 {
-				return nil, false
-			}
-			all = append(all, l...)
-			fold = fold || f
-		}
-		// A folded check of a case-sensitive literal accepts more, never
-		// less: still a correct prefilter.
-		return all, fold
+		return unionOf(re.Sub, literalSet)
 	}
 	return nil, false
+}
+
+// unionOf is the literal set of an alternation: every branch's set, or
+// none when a branch has none. A folded check of a case-sensitive
+// literal accepts more, never less: still a correct prefilter.
+func unionOf(subs []*syntax.Regexp, set func(*syntax.Regexp) ([]string, bool)) ([]string, bool) {
+	var all []string
+	fold := false
+	for _, sub := range subs {
+		l, f := set(sub)
+		if len(l) == 0 {
+			return nil, false
+		}
+		all = append(all, l...)
+		fold = fold || f
+	}
+	return all, fold
+}
+
+// literalOf is the one-literal set of an OpLiteral node (none for a
+// case-folded non-ASCII literal: Unicode folding is the regex's to do).
+func literalOf(re *syntax.Regexp) ([]string, bool) {
+	fold := re.Flags&syntax.FoldCase != 0
+	if fold && !isASCII(string(re.Rune)) {
+		return nil, false
+	}
+	return []string{string(re.Rune)}, fold
 }
 
 // better prefers the set whose shortest literal is longer, then the
