@@ -472,21 +472,28 @@ var (
 	}
 )
 
-func isPrivate(s string) bool {
+// parseAddr reads an IP address the way the helpers do: surrounding
+// space ignored, an IPv4-mapped IPv6 address as IPv4.
+func parseAddr(s string) (netip.Addr, bool) {
 	a, err := netip.ParseAddr(strings.TrimSpace(s))
-	if err != nil {
-		return false
-	}
-	a = a.Unmap()
+	return a.Unmap(), err == nil
+}
+
+func isPrivate(s string) bool {
+	a, ok := parseAddr(s)
+	return ok && privateAddr(a)
+}
+
+func privateAddr(a netip.Addr) bool {
 	return a.IsPrivate() || a.IsLoopback() || a.IsLinkLocalUnicast() || cgnat.Contains(a)
 }
 
 func isPublic(s string) bool {
-	a, err := netip.ParseAddr(strings.TrimSpace(s))
-	if err != nil {
-		return false
-	}
-	a = a.Unmap()
+	a, ok := parseAddr(s)
+	return ok && publicAddr(a)
+}
+
+func publicAddr(a netip.Addr) bool {
 	if a.IsPrivate() || a.IsLoopback() || a.IsLinkLocalUnicast() || a.IsLinkLocalMulticast() ||
 		a.IsMulticast() || a.IsUnspecified() || a.IsInterfaceLocalMulticast() || cgnat.Contains(a) {
 		return false

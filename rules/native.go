@@ -58,6 +58,29 @@ type Frame struct {
 	json    string
 	jsonGen uint64
 	jsonOK  bool
+	ips     [4]parsedAddr // addr's memo, replaced round-robin
+	ipNext  uint8
+}
+
+type parsedAddr struct {
+	s  string
+	a  netip.Addr
+	ok bool
+}
+
+// addr parses s as the IP helpers do (parseAddr), from the memo when s
+// is one of the last few strings parsed. The memo is keyed by the text,
+// so it never outlives a meaning.
+func (f *Frame) addr(s string) (netip.Addr, bool) {
+	for i := range f.ips {
+		if p := &f.ips[i]; p.s == s {
+			return p.a, p.ok
+		}
+	}
+	a, ok := parseAddr(s)
+	f.ips[f.ipNext%uint8(len(f.ips))] = parsedAddr{s: s, a: a, ok: ok}
+	f.ipNext++
+	return a, ok
 }
 
 // record returns the view of the current event's source record, indexed
@@ -425,13 +448,28 @@ func (c *nativeCompiler) helperCall(x *ast.CallNode) func() boolFn {
 	test := func(t func(string) bool) func() boolFn {
 		return func() boolFn { return map1(c.strOf(arg), t) }
 	}
+	// testAddr parses the argument through the frame's memo of recent
+	// addresses: an event's SrcIP and DstIP are tested by several rules.
+	testAddr := func(t func(netip.Addr) bool) func() boolFn {
+		return func() boolFn {
+			v := c.strOf(arg)
+			return func(f *Frame) (bool, error) {
+				s, err := v(f)
+				if err != nil {
+					return false, err
+				}
+				a, ok := f.addr(s)
+				return ok && t(a), nil
+			}
+		}
+	}
 	fn := c.fn // lookups are read at run time: a reload of them applies at once
 	if len(x.Arguments) == 1 {
 		switch id.Value {
 		case "is_private":
-			return test(isPrivate)
+			return testAddr(privateAddr)
 		case "is_public":
-			return test(isPublic)
+			return testAddr(publicAddr)
 		case "ti_ip", "ti_domain", "ti_url", "ti_hash":
 			kind := tiKinds[id.Value]
 			return test(func(s string) bool { return fn.lookups.TI(kind, s) })
@@ -486,10 +524,7 @@ func (c *nativeCompiler) helperCall(x *ast.CallNode) func() boolFn {
 		if err != nil {
 			return nil
 		}
-		return test(func(s string) bool {
-			a, err := netip.ParseAddr(strings.TrimSpace(s))
-			return err == nil && pf.Contains(a.Unmap())
-		})
+		return testAddr(pf.Contains)
 	case "icontains", "istartswith", "iendswith", "iequals":
 		if !isConst {
 			return nil

@@ -2,6 +2,8 @@ package rules
 
 import (
 	"encoding/json"
+	"math/rand/v2"
+	"net/netip"
 	"strings"
 	"testing"
 
@@ -151,4 +153,42 @@ func TestToJSONFieldsPerEvent(t *testing.T) {
 			t.Errorf("event %d %s: %v (%v), want %v", i, c.raw, got, err, c.want)
 		}
 	}
+}
+
+// TestAddrMemo: a frame reused for event after event answers the IP
+// helpers as parsing afresh would, with more distinct addresses than its
+// memo holds, repeats, spaces and strings that are no address.
+func TestAddrMemo(t *testing.T) {
+	y := strings.Replace(validRule, `Type == "process" && Process.Name == "powershell.exe"`,
+		`'is_private(SrcIP) && !is_public(DstIP) || cidr(DstIP, "10.0.0.0/8")'`, 1)
+	set, err := LoadSources([]Source{{Name: "x.yaml", Data: []byte(y[:strings.Index(y, "tests:")])}}, nil, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	x := set.Rules[0].Steps[0].Where
+	addrs := []string{"10.1.2.3", "8.8.8.8", "192.168.1.1", "", "not-an-ip", " 10.9.9.9 ", "::ffff:10.0.0.1", "203.0.113.5", "2001:db8::1", "172.16.0.1", "100.64.0.1"}
+	var env Env
+	f := &Frame{Env: &env, Paths: set.FieldPaths()}
+	rnd := rand.New(rand.NewPCG(7, 7))
+	trues := 0
+	for i := 0; i < 2000; i++ {
+		ev := event.Event{SrcIP: addrs[rnd.IntN(len(addrs))], DstIP: addrs[rnd.IntN(len(addrs))]}
+		env.Reset(&ev)
+		want := isPrivate(ev.SrcIP) && !isPublic(ev.DstIP) || cidrOf(ev.DstIP, "10.0.0.0/8")
+		got, err := x.Native.Eval(f)
+		if got != want || err != nil {
+			t.Fatalf("SrcIP %q DstIP %q: %v (%v), want %v", ev.SrcIP, ev.DstIP, got, err, want)
+		}
+		if want {
+			trues++
+		}
+	}
+	if trues == 0 || trues == 2000 {
+		t.Fatalf("%d of 2000 true: the comparison shows nothing", trues)
+	}
+}
+
+func cidrOf(s, net string) bool {
+	a, ok := parseAddr(s)
+	return ok && netip.MustParsePrefix(net).Contains(a)
 }
