@@ -70,6 +70,16 @@ func (e *Engine) sequence(ent *entry, ks event.Keyspace, key string, ev *event.E
 	}
 	rs.fired = fk
 
+	// A match takes an entry for every step: without one for some step
+	// (a successful sign-in that no failure preceded) there is nothing
+	// to replay.
+	var have uint64
+	for _, s := range rs.seq {
+		have |= s.mask
+	}
+	if all := uint64(1)<<len(r.Steps) - 1; have&all != all {
+		return nil
+	}
 	var matches [][]int
 	if r.Unordered {
 		matches = replayUnordered(rs.seq, len(r.Steps), int64(r.MaxSpan))
