@@ -3,10 +3,13 @@ package operators
 import (
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"os"
+	"path/filepath"
 	"runtime"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/vigil-sec/vigil/pipeline/event"
 	"github.com/vigil-sec/vigil/rules"
@@ -147,3 +150,64 @@ func libraryDir() string {
 }
 
 var _ = os.Stat
+
+// TestDispatchMemo: the memoised dispatch gives, for any event values,
+// the steps the per-field lookups give, in their order — also after the
+// memo starts over — and keeps its own copies of the values (an event's
+// strings may share a record buffer that is reused).
+func TestDispatchMemo(t *testing.T) {
+	_, file, _, _ := runtime.Caller(0)
+	set, err := rules.LoadDir(filepath.Join(filepath.Dir(file), "..", "rules", "library"), rules.Options{})
+	if err != nil {
+		t.Skipf("no rule library: %v", err)
+	}
+	eng, err := NewEngine(set, NewMemStore(), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	direct := func(d *dispatch, v [nDispatch]string) []stepRef {
+		var out []stepRef
+		for f, m := range d.byField {
+			out = append(out, m[v[f]]...)
+		}
+		return append(out, d.any...)
+	}
+	same := func(a, b []stepRef) bool {
+		if len(a) != len(b) {
+			return false
+		}
+		for i := range a {
+			if a[i] != b[i] {
+				return false
+			}
+		}
+		return true
+	}
+	for _, d := range eng.disp {
+		var vocab [nDispatch][]string
+		for f, m := range d.byField {
+			vocab[f] = append(vocab[f], "", "unseen")
+			for v := range m {
+				vocab[f] = append(vocab[f], v)
+			}
+		}
+		rnd := rand.New(rand.NewPCG(1, 2))
+		for i := 0; i < 3*maxDispatchMemo; i++ {
+			var v [nDispatch]string
+			for f := range v {
+				v[f] = vocab[f][rnd.IntN(len(vocab[f]))]
+			}
+			if got, want := d.steps(v), direct(d, v); !same(got, want) {
+				t.Fatalf("%q: %d steps, want %d", v, len(got), len(want))
+			}
+		}
+		buf := []byte("ActionXSourceX")
+		v := [nDispatch]string{dAction: unsafe.String(&buf[0], 7), dSource: unsafe.String(&buf[7], 7)}
+		want := direct(d, v)
+		d.steps(v)
+		copy(buf, "OtherAOtherBXX")
+		if got, ok := d.memo[[nDispatch]string{dAction: "ActionX", dSource: "SourceX"}]; !ok || !same(got, want) {
+			t.Fatalf("the memo's key changed with the event's buffer")
+		}
+	}
+}
