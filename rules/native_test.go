@@ -134,15 +134,8 @@ func TestNativeEdgeCases(t *testing.T) {
 // for the event a frame reads, and made again for the next one (a frame
 // is reused for event after event, its Env Reset in between).
 func TestToJSONFieldsPerEvent(t *testing.T) {
-	y := strings.Replace(validRule, `Type == "process" && Process.Name == "powershell.exe"`,
-		`'toJSON(Fields) contains "\"k\": \"v1\"" && !(toJSON(Fields) contains "v2")'`, 1)
-	set, err := LoadSources([]Source{{Name: "x.yaml", Data: []byte(y[:strings.Index(y, "tests:")])}}, nil, Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	x := set.Rules[0].Steps[0].Where
-	var env Env
-	f := &Frame{Env: &env, Paths: set.FieldPaths()}
+	x, f := reusedFrame(t, `toJSON(Fields) contains "\"k\": \"v1\"" && !(toJSON(Fields) contains "v2")`)
+	env := f.Env
 	for i, c := range []struct {
 		raw  string
 		want bool
@@ -159,16 +152,9 @@ func TestToJSONFieldsPerEvent(t *testing.T) {
 // helpers as parsing afresh would, with more distinct addresses than its
 // memo holds, repeats, spaces and strings that are no address.
 func TestAddrMemo(t *testing.T) {
-	y := strings.Replace(validRule, `Type == "process" && Process.Name == "powershell.exe"`,
-		`'is_private(SrcIP) && !is_public(DstIP) || cidr(DstIP, "10.0.0.0/8")'`, 1)
-	set, err := LoadSources([]Source{{Name: "x.yaml", Data: []byte(y[:strings.Index(y, "tests:")])}}, nil, Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	x := set.Rules[0].Steps[0].Where
+	x, f := reusedFrame(t, `is_private(SrcIP) && !is_public(DstIP) || cidr(DstIP, "10.0.0.0/8")`)
+	env := f.Env
 	addrs := []string{"10.1.2.3", "8.8.8.8", "192.168.1.1", "", "not-an-ip", " 10.9.9.9 ", "::ffff:10.0.0.1", "203.0.113.5", "2001:db8::1", "172.16.0.1", "100.64.0.1"}
-	var env Env
-	f := &Frame{Env: &env, Paths: set.FieldPaths()}
 	rnd := rand.New(rand.NewPCG(7, 7))
 	trues := 0
 	for i := 0; i < 2000; i++ {
@@ -186,6 +172,19 @@ func TestAddrMemo(t *testing.T) {
 	if trues == 0 || trues == 2000 {
 		t.Fatalf("%d of 2000 true: the comparison shows nothing", trues)
 	}
+}
+
+// reusedFrame compiles a match rule with the condition where and returns
+// it with one frame, to be reused for event after event as the engine
+// does.
+func reusedFrame(t *testing.T, where string) (*Expr, *Frame) {
+	t.Helper()
+	y := strings.Replace(validRule, `Type == "process" && Process.Name == "powershell.exe"`, "'"+where+"'", 1)
+	set, err := LoadSources([]Source{{Name: "x.yaml", Data: []byte(y[:strings.Index(y, "tests:")])}}, nil, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return set.Rules[0].Steps[0].Where, &Frame{Env: &Env{}, Paths: set.FieldPaths()}
 }
 
 func cidrOf(s, net string) bool {
