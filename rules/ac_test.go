@@ -103,6 +103,19 @@ func TestRegexHeads(t *testing.T) {
 		{`ſtart|xy`, []string{"ſtart", "xy"}, []string{"ſtart", "start", "axyz"}},
 		{`(?i)\.(exe|dll)$`, nil, []string{"a.EXE", "b.dll.txt"}}, // a one-byte head: the prefilter decides
 	}
+	// Heads early in a long input: the anchored runs could read it
+	// several times over, so the plain regex decides (and agrees).
+	early := strings.Repeat("cmd ", 6) + strings.Repeat("x", 200) + " -enc"
+	fr, err := compileFastRegex(`(?i)(cmd|powershell)\b[^\n]*-enc\b`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, decided := fr.fromHeads(early); decided {
+		t.Errorf("six heads at the start of %d bytes: run from heads, want the plain regex", len(early))
+	}
+	if !fr.match(early) {
+		t.Errorf("no match on %q", early)
+	}
 	for _, c := range cases {
 		fr, err := compileFastRegex(c.pattern)
 		if err != nil {

@@ -60,6 +60,10 @@ type fastRegex struct {
 // in the input whatever it holds.
 const maxHeads = 16
 
+// headBudget bounds the bytes the anchored runs may read, in passes over
+// the input (see fromHeads).
+const headBudget = 4
+
 // minLiteral is the shortest literal worth a prefilter: a one-byte check
 // ("." in a file-name regex) rejects almost nothing.
 const minLiteral = 2
@@ -190,6 +194,16 @@ func (fr *fastRegex) fromHeads(s string) (ok, decided bool) {
 	var buf [maxHeads]int
 	at, decided := fr.heads.starts(s, buf[:0], maxHeads)
 	if !decided {
+		return false, false
+	}
+	// An anchored run can read to the end of s: past headBudget times
+	// one pass in all, the single unanchored run is the cheaper bound
+	// (a crafted command line with many heads early in it).
+	work := 0
+	for _, i := range at {
+		work += len(s) - i
+	}
+	if work > headBudget*len(s) {
 		return false, false
 	}
 	for _, i := range at {
