@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -511,17 +512,22 @@ func TestSweepDeletesEventsOfUnloadedKeys(t *testing.T) {
 	}
 }
 
+// distinctRule is a port-scan-like threshold: one source address reaching
+// at least n distinct destination address:port pairs in two minutes.
+func distinctRule(id string, n int) string {
+	return "id: " + id + "\nname: scan\n" + hdr + `kind: threshold
+by: ip
+window: 2m
+where: Type == "network"
+threshold: {distinct: DstIP + ":" + string(DstPort), having: distinct >= ` + strconv.Itoa(n) + "}\n"
+}
+
 // TestThresholdAggregatesMatchRecount: the running aggregates of the
 // window ending at a group's newest entry give the same alerts as counting
 // every window afresh, over random streams with out-of-order and repeated
 // events, shared and distinct values, the entry cap and restarts.
 func TestThresholdAggregatesMatchRecount(t *testing.T) {
-	distinct := "id: t.dist\nname: scan\n" + hdr + `kind: threshold
-by: ip
-window: 2m
-where: Type == "network"
-threshold: {distinct: DstIP + ":" + string(DstPort), having: distinct >= 12}
-`
+	distinct := distinctRule("t.dist", 12)
 	count := "id: t.count\nname: burst\n" + hdr + `kind: threshold
 by: ip
 window: 1m
@@ -630,12 +636,7 @@ threshold: {having: count >= 2}
 // when every event was kept (the recount path keeps every event), and a
 // group far below the threshold stores no events at all.
 func TestThresholdEvidenceOnlyNearFiring(t *testing.T) {
-	scan := "id: t.scan\nname: scan\n" + hdr + `kind: threshold
-by: ip
-window: 2m
-where: Type == "network"
-threshold: {distinct: DstIP + ":" + string(DstPort), having: distinct >= 24}
-`
+	scan := distinctRule("t.scan", 24)
 	for seed := uint64(1); seed <= 10; seed++ {
 		run := func(keepAll bool) (alerts []string, blobs int) {
 			st := NewMemStore()
@@ -693,12 +694,7 @@ threshold: {distinct: DstIP + ":" + string(DstPort), having: distinct >= 24}
 // same evidence as when it keeps every entry, each alert starting no
 // earlier, and keeps far fewer entries.
 func TestDistinctThresholdForgetsRepeats(t *testing.T) {
-	scan := "id: t.scan\nname: scan\n" + hdr + `kind: threshold
-by: ip
-window: 2m
-where: Type == "network"
-threshold: {distinct: DstIP + ":" + string(DstPort), having: distinct >= 12}
-`
+	scan := distinctRule("t.scan", 12)
 	type fired struct {
 		at, first time.Time
 		events    string

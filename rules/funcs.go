@@ -181,7 +181,8 @@ func (fr *fastRegex) match(s string) bool {
 		if ok, decided := fr.fromHeads(s); decided {
 			return ok
 		}
-	} else if fr.ac != nil && !fr.ac.contains(s) {
+	}
+	if fr.ac != nil && !fr.ac.contains(s) {
 		return false
 	}
 	return fr.re.MatchString(s)

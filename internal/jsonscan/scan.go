@@ -1,7 +1,8 @@
 // Package jsonscan finds the boundaries of JSON values without decoding
-// them: the end of a string (eight bytes at a time), of any value, and
-// whitespace. The normalize stage splits envelopes and walks records with
-// it; the rule engine's FieldView finds the members rules read.
+// them: the end of a string (eight bytes at a time), of a number, of any
+// value, and whitespace. The normalize stage splits envelopes and walks
+// records with it; the rule engine's FieldView finds the members rules
+// read.
 package jsonscan
 
 import (
@@ -82,6 +83,49 @@ func Special(w uint64) uint64 {
 	q := w ^ (swarOnes * '"')
 	bs := w ^ (swarOnes * '\\')
 	return ((q-swarOnes)&^q | (bs-swarOnes)&^bs | (w-swarOnes*0x20)&^w) & swarHigh
+}
+
+// Number returns the index just past the JSON number that starts at b[i]
+// — -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)? — and false when no
+// number of that grammar starts there.
+func Number(b []byte, i int) (int, bool) {
+	if i < len(b) && b[i] == '-' {
+		i++
+	}
+	switch {
+	case i < len(b) && b[i] == '0':
+		i++
+	case i < len(b) && isDigit(b[i]):
+		i = digits(b, i)
+	default:
+		return 0, false
+	}
+	if i < len(b) && b[i] == '.' {
+		if i++; i >= len(b) || !isDigit(b[i]) {
+			return 0, false
+		}
+		i = digits(b, i)
+	}
+	if i < len(b) && (b[i] == 'e' || b[i] == 'E') {
+		i++
+		if i < len(b) && (b[i] == '+' || b[i] == '-') {
+			i++
+		}
+		if i >= len(b) || !isDigit(b[i]) {
+			return 0, false
+		}
+		i = digits(b, i)
+	}
+	return i, true
+}
+
+func isDigit(c byte) bool { return c >= '0' && c <= '9' }
+
+func digits(b []byte, i int) int {
+	for i < len(b) && isDigit(b[i]) {
+		i++
+	}
+	return i
 }
 
 // isDelim reports bytes that end a JSON literal or number.

@@ -236,46 +236,13 @@ func isHex(c byte) bool {
 	return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F')
 }
 
-func isDigit(c byte) bool { return c >= '0' && c <= '9' }
-
-// validNumber checks -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)? at b[i].
+// validNumber checks the JSON number at b[i] (jsonscan.Number).
 func validNumber(b []byte, i int) (int, error) {
-	start := i
-	if b[i] == '-' {
-		i++
+	end, ok := jsonscan.Number(b, i)
+	if !ok {
+		return 0, fmt.Errorf("invalid number at offset %d", i)
 	}
-	switch {
-	case i < len(b) && b[i] == '0':
-		i++
-	case i < len(b) && b[i] >= '1' && b[i] <= '9':
-		for i < len(b) && isDigit(b[i]) {
-			i++
-		}
-	default:
-		return 0, fmt.Errorf("invalid number at offset %d", start)
-	}
-	if i < len(b) && b[i] == '.' {
-		i++
-		if i >= len(b) || !isDigit(b[i]) {
-			return 0, fmt.Errorf("invalid number at offset %d", start)
-		}
-		for i < len(b) && isDigit(b[i]) {
-			i++
-		}
-	}
-	if i < len(b) && (b[i] == 'e' || b[i] == 'E') {
-		i++
-		if i < len(b) && (b[i] == '+' || b[i] == '-') {
-			i++
-		}
-		if i >= len(b) || !isDigit(b[i]) {
-			return 0, fmt.Errorf("invalid number at offset %d", start)
-		}
-		for i < len(b) && isDigit(b[i]) {
-			i++
-		}
-	}
-	return i, nil
+	return end, nil
 }
 
 // spanIndex records, for one validated document, the offset just past the
