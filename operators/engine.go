@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"strings"
 	"time"
@@ -89,7 +90,9 @@ type Engine struct {
 	st     Store
 	opts   Options
 	rules  []*crule
-	disp   map[event.Keyspace]*dispatch
+	// byPrefix finds a rule by its Store prefix (cachedEntry).
+	byPrefix map[string]*crule
+	disp     map[event.Keyspace]*dispatch
 
 	env     rules.Env   // current event, reused
 	env2    rules.Env   // alert building, reused
@@ -120,9 +123,16 @@ type Engine struct {
 	lastSweep time.Time
 	metaDirty bool
 
-	cached int      // entries in all rules' caches
-	dirty  []*entry // entries changed since the last Flush
-	timers timerHeap
+	cached int // entries in all rules' caches
+	// uncachedMin is a lower bound on the expiry of every state key in
+	// the Store that is not in a rule's cache (math.MinInt64: unknown, as
+	// at start). The sweep reads the Store only once the watermark passes
+	// it: until then every key that can have expired is cached, and the
+	// cache pass finds it. Reading every state key each SweepEvery was a
+	// sweep's whole cost on a large Store.
+	uncachedMin int64
+	dirty       []*entry // entries changed since the last Flush
+	timers      timerHeap
 
 	kbuf, vbuf  []byte // Store key and value buffers, reused
 	esc         encodeScratch
@@ -233,7 +243,7 @@ func NewEngine(set *rules.Set, st Store, opts Options) (*Engine, error) {
 	if opts.ThresholdEvidence <= 0 {
 		opts.ThresholdEvidence = DefaultThresholdEvidence
 	}
-	e := &Engine{st: st, opts: opts, blobs: map[uint64]int32{}, counts: map[uint64]int64{}}
+	e := &Engine{st: st, opts: opts, blobs: map[uint64]int32{}, counts: map[uint64]int64{}, uncachedMin: math.MinInt64}
 	e.install(set)
 	if err := e.loadMeta(); err != nil {
 		return nil, err
@@ -253,6 +263,7 @@ func (e *Engine) install(set *rules.Set) {
 	e.frame = rules.Frame{Env: &e.env, VM: &e.vm, Paths: e.fields}
 	e.frame2 = rules.Frame{Env: &e.env2, VM: &e.vm, Paths: e.fields}
 	e.rules = nil
+	e.byPrefix = map[string]*crule{}
 	e.disp = map[event.Keyspace]*dispatch{}
 	for _, r := range set.Rules {
 		if r.Disabled {
@@ -260,6 +271,7 @@ func (e *Engine) install(set *rules.Set) {
 		}
 		cr := &crule{Rule: r, idx: len(e.rules), prefix: "s/" + r.ID + "@" + r.Version + "/", states: map[string]*entry{}}
 		e.rules = append(e.rules, cr)
+		e.byPrefix[cr.prefix] = cr
 		d := e.disp[r.Keyspace]
 		if d == nil {
 			d = &dispatch{}
@@ -752,6 +764,11 @@ func (e *Engine) Flush() error {
 	}
 	if e.cached > e.opts.MaxCached {
 		for _, r := range e.rules {
+			for _, ent := range r.states {
+				if !ent.rs.empty() {
+					e.uncachedMin = min(e.uncachedMin, ent.rs.expiry(r.Rule))
+				}
+			}
 			clear(r.states) // all clean after the writes above
 		}
 		e.cached = 0
@@ -835,11 +852,20 @@ func (e *Engine) sweep() error {
 			}
 		}
 	}
+	if e.uncachedMin >= e.wmN {
+		return nil
+	}
 	type deadKey struct{ k, v []byte }
 	var dead []deadKey
+	next := int64(math.MaxInt64) // the lowest expiry of an uncached key that stays
 	err := e.st.Scan(statePrefix, func(k, v []byte) error {
-		if len(v) >= 8 && int64(binary.BigEndian.Uint64(v)) < e.wmN {
+		if len(v) < 8 {
+			return nil
+		}
+		if x := int64(binary.BigEndian.Uint64(v)); x < e.wmN {
 			dead = append(dead, deadKey{bytes.Clone(k), bytes.Clone(v)})
+		} else if x < next && e.cachedEntry(k) == nil {
+			next = x
 		}
 		return nil
 	})
@@ -862,15 +888,24 @@ func (e *Engine) sweep() error {
 	if err := e.writeBlobs(); err != nil {
 		return fmt.Errorf("operators: sweep: %w", err)
 	}
+	e.uncachedMin = next // every expired key went: the survivors' lowest expiry
 	return nil
 }
 
-// cachedEntry finds the cached entry of a Store key, if any.
+// cachedEntry finds the cached entry of a Store key, if any. A rule id
+// has no '/' (rules.idPattern), so the rule's prefix ends at the key's
+// second one.
 func (e *Engine) cachedEntry(k []byte) *entry {
-	for _, r := range e.rules {
-		if len(k) > len(r.prefix) && string(k[:len(r.prefix)]) == r.prefix {
-			return r.states[string(k[len(r.prefix):])]
-		}
+	if len(k) <= len(statePrefix) {
+		return nil
+	}
+	i := bytes.IndexByte(k[len(statePrefix):], '/')
+	if i < 0 {
+		return nil
+	}
+	n := len(statePrefix) + i + 1
+	if r := e.byPrefix[string(k[:n])]; r != nil {
+		return r.states[string(k[n:])]
 	}
 	return nil
 }

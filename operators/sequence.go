@@ -1,6 +1,8 @@
 package operators
 
 import (
+	"cmp"
+	"slices"
 	"sort"
 
 	"github.com/vigil-sec/vigil/pipeline/alert"
@@ -62,13 +64,7 @@ func (e *Engine) sequence(ent *entry, ks event.Keyspace, key string, ev *event.E
 	}
 	clear(rs.seq[len(keep):])
 	rs.seq = trimSeq(keep, len(r.Steps))
-	fk := rs.fired[:0]
-	for _, f := range rs.fired {
-		if f.first >= horizon {
-			fk = append(fk, f)
-		}
-	}
-	rs.fired = fk
+	rs.forgetFired(horizon)
 
 	// A match takes an entry for every step: without one for some step
 	// (a successful sign-in that no failure preceded) there is nothing
@@ -88,16 +84,14 @@ func (e *Engine) sequence(ent *entry, ks event.Keyspace, key string, ev *event.E
 	}
 	var out []alert.Alert
 	for _, m := range matches {
-		h := matchHash(rs.seq, m)
-		if rs.hasFired(h) {
-			continue
-		}
 		first, last := rs.seq[m[0]].t, rs.seq[m[0]].t
 		for _, k := range m {
 			s := &rs.seq[k]
 			first, last = min(first, s.t), max(last, s.t)
 		}
-		rs.fired = append(rs.fired, firedID{h: h, first: first})
+		if !rs.markFired(firedID{h: matchHash(rs.seq, m), first: first}) {
+			continue
+		}
 		steps := make([][]event.Event, len(m))
 		for j, k := range m {
 			s := &rs.seq[k]
@@ -123,13 +117,37 @@ func matchHash(seq []seqEntry, m []int) uint64 {
 	return h
 }
 
-func (s *ruleState) hasFired(h uint64) bool {
-	for _, f := range s.fired {
-		if f.h == h {
-			return true
-		}
+// markFired records the match f and reports whether it is new. fired is
+// kept ordered by (first, h): a replay finds every buffered match again
+// on each event, and a key that completes its sequence often (a spray
+// target, a busy host) remembers a hundred matches within maxspan — a
+// binary search instead of a scan of all of them, and forgetting the
+// ones past the horizon drops a prefix.
+func (s *ruleState) markFired(f firedID) bool {
+	i, found := slices.BinarySearchFunc(s.fired, f, cmpFired)
+	if found {
+		return false
 	}
-	return false
+	s.fired = slices.Insert(s.fired, i, f)
+	return true
+}
+
+func cmpFired(a, b firedID) int {
+	if c := cmp.Compare(a.first, b.first); c != 0 {
+		return c
+	}
+	return cmp.Compare(a.h, b.h)
+}
+
+// forgetFired drops the matches whose first event is before horizon.
+func (s *ruleState) forgetFired(horizon int64) {
+	i := 0
+	for i < len(s.fired) && s.fired[i].first < horizon {
+		i++
+	}
+	if i > 0 {
+		s.fired = append(s.fired[:0], s.fired[i:]...)
+	}
 }
 
 // trimSeq keeps, per step, the newest perStepKeep entries (until entries

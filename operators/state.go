@@ -228,8 +228,8 @@ func (s *ruleState) expiry(r *rules.Rule) int64 {
 	for i := range s.seq {
 		max(s.seq[i].t + span)
 	}
-	for _, f := range s.fired {
-		max(f.first + span)
+	if n := len(s.fired); n > 0 { // ordered by first (markFired)
+		max(s.fired[n-1].first + span)
 	}
 	W := int64(r.Window)
 	for _, g := range s.groups {
@@ -501,6 +501,10 @@ func decodeState(v []byte, s *ruleState) error {
 			for i := range s.fired {
 				s.fired[i].h = d.fixed64()
 				s.fired[i].first = d.varint()
+			}
+			// Earlier builds wrote them in the order they fired.
+			if !slices.IsSortedFunc(s.fired, cmpFired) {
+				slices.SortFunc(s.fired, cmpFired)
 			}
 		case tagGroups, tagGroupsH:
 			if seen&(1<<tagGroups) != 0 && seen&(1<<tagGroupsH) != 0 {

@@ -5,6 +5,8 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math"
+	"math/rand/v2"
 	"os"
 	"strconv"
 	"strings"
@@ -512,6 +514,107 @@ func TestSweepDeletesEventsOfUnloadedKeys(t *testing.T) {
 	}
 }
 
+// scanCountingStore counts the scans of state keys, the sweep's read of
+// the whole Store.
+type scanCountingStore struct {
+	*MemStore
+	scans int
+}
+
+func (s *scanCountingStore) Scan(prefix []byte, fn func(k, v []byte) error) error {
+	if string(prefix) == "s/" {
+		s.scans++
+	}
+	return s.MemStore.Scan(prefix, fn)
+}
+
+// stateKeys counts the state keys in the store.
+func stateKeys(st *MemStore) int {
+	n := 0
+	_ = st.Scan([]byte("s/"), func(_, _ []byte) error { n++; return nil })
+	return n
+}
+
+// TestSweepReadsStoreOnlyForUncachedExpiry: the sweep reads the Store's
+// state keys once after start (what is there is unknown), then only when
+// a key the cache let go may have expired — and it still deletes every
+// expired key, cached or not.
+func TestSweepReadsStoreOnlyForUncachedExpiry(t *testing.T) {
+	set := loadRules(t, twoStep) // maxspan 1h
+	t0 := time.Date(2025, 5, 1, 9, 0, 0, 0, time.UTC)
+	fail := func(eng *Engine, u string, at time.Time) {
+		t.Helper()
+		ev := event.Event{ID: u + at.String(), Time: at, Type: "logon", Outcome: event.OutcomeFailure, User: u}
+		if _, err := eng.Process(event.KeyUser, u, &ev); err != nil {
+			t.Fatal(err)
+		}
+	}
+	advance := func(eng *Engine, to time.Time) {
+		t.Helper()
+		if _, err := eng.Advance(to); err != nil {
+			t.Fatal(err)
+		}
+		if err := eng.Flush(); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	// Everything cached: one scan at the first sweep, none after, and
+	// the expired keys still go.
+	st := &scanCountingStore{MemStore: NewMemStore()}
+	eng, err := NewEngine(set, st, Options{SweepEvery: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, u := range []string{"a", "b", "c"} {
+		fail(eng, u, t0.Add(time.Duration(i)*time.Second))
+	}
+	for m := 1; m <= 30; m++ {
+		advance(eng, t0.Add(time.Duration(m)*time.Minute))
+	}
+	fail(eng, "d", t0.Add(40*time.Minute))
+	advance(eng, t0.Add(90*time.Minute))
+	if st.scans != 1 {
+		t.Fatalf("%d scans of the Store with every key cached, want 1 (the first sweep)", st.scans)
+	}
+	if n := stateKeys(st.MemStore); n != 1 {
+		t.Fatalf("%d state keys after a, b and c expired, want 1 (d)", n)
+	}
+
+	// A cache that holds one entry lets the others go at each Flush: the
+	// Store is read once the earliest of them can have expired, not before.
+	st = &scanCountingStore{MemStore: NewMemStore()}
+	eng, err = NewEngine(set, st, Options{SweepEvery: time.Minute, MaxCached: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	advance(eng, t0) // the first sweep
+	fail(eng, "a", t0.Add(time.Second))
+	fail(eng, "b", t0.Add(20*time.Minute))
+	advance(eng, t0.Add(20*time.Minute)) // evicts a and b
+	scans := st.scans
+	for m := 21; m <= 60; m++ {
+		advance(eng, t0.Add(time.Duration(m)*time.Minute))
+	}
+	if st.scans != scans {
+		t.Fatalf("%d scans before an uncached key could expire, want 0", st.scans-scans)
+	}
+	advance(eng, t0.Add(62*time.Minute)) // a expired
+	if st.scans != scans+1 || stateKeys(st.MemStore) != 1 {
+		t.Fatalf("after a expired: %d scans, %d state keys; want 1 scan and b's key", st.scans-scans, stateKeys(st.MemStore))
+	}
+	for m := 63; m <= 79; m++ {
+		advance(eng, t0.Add(time.Duration(m)*time.Minute))
+	}
+	if st.scans != scans+1 {
+		t.Fatalf("%d scans before b could expire, want 1", st.scans-scans)
+	}
+	advance(eng, t0.Add(81*time.Minute))
+	if st.scans != scans+2 || stateKeys(st.MemStore) != 0 {
+		t.Fatalf("after b expired: %d scans, %d state keys; want 2 and none", st.scans-scans, stateKeys(st.MemStore))
+	}
+}
+
 // distinctRule is a port-scan-like threshold: one source address reaching
 // at least n distinct destination address:port pairs in two minutes.
 func distinctRule(id string, n int) string {
@@ -792,5 +895,57 @@ func xorshift(seed uint64) func(n int) int {
 		rnd ^= rnd >> 7
 		rnd ^= rnd << 17
 		return int(rnd % uint64(n))
+	}
+}
+
+// TestFiredMatches checks the ordered set of fired matches against a plain
+// set over random marks and horizons: markFired says new exactly once per
+// match, forgetFired drops exactly the matches older than the horizon,
+// expiry sees the newest, and a value whose matches were written in firing
+// order (earlier builds) decodes to the same set.
+func TestFiredMatches(t *testing.T) {
+	r := &rules.Rule{MaxSpan: 10}
+	rng := rand.New(rand.NewPCG(1, 2))
+	var s ruleState
+	ref := map[firedID]bool{}
+	horizon := int64(0)
+	for i := 0; i < 20000; i++ {
+		f := firedID{h: rng.Uint64N(8), first: horizon + rng.Int64N(50)}
+		if got, want := s.markFired(f), !ref[f]; got != want {
+			t.Fatalf("mark %v: new = %v, want %v", f, got, want)
+		}
+		ref[f] = true
+		if rng.IntN(20) == 0 {
+			horizon += rng.Int64N(10)
+			s.forgetFired(horizon)
+			for f := range ref {
+				if f.first < horizon {
+					delete(ref, f)
+				}
+			}
+		}
+		if len(s.fired) != len(ref) {
+			t.Fatalf("step %d: %d matches kept, want %d", i, len(s.fired), len(ref))
+		}
+		newest := int64(math.MinInt64)
+		for f := range ref {
+			newest = max(newest, f.first)
+		}
+		if len(ref) > 0 && s.expiry(r) != newest+10 {
+			t.Fatalf("step %d: expiry %d, want %d", i, s.expiry(r), newest+10)
+		}
+	}
+
+	// Firing order, as earlier builds wrote it.
+	old := ruleState{fired: []firedID{{h: 7, first: 30}, {h: 1, first: 10}, {h: 9, first: 20}, {h: 2, first: 10}}}
+	var d ruleState
+	if err := decodeState(appendState(nil, &old, r), &d); err != nil {
+		t.Fatal(err)
+	}
+	if d.markFired(firedID{h: 9, first: 20}) || d.markFired(firedID{h: 2, first: 10}) {
+		t.Fatal("a match of the decoded value counted as new")
+	}
+	if d.forgetFired(15); len(d.fired) != 2 || d.fired[0] != (firedID{h: 9, first: 20}) {
+		t.Fatalf("after forgetting before 15: %v", d.fired)
 	}
 }
