@@ -112,15 +112,34 @@ func (e *Engine) addBlobRec(b blobRec) *blobRec {
 	return &e.blobRecs[len(e.blobRecs)-1]
 }
 
-// ref records a saved state's new reference to blob n holding ev.
-func (e *Engine) ref(n uint64, ev []byte) {
+// ref records a saved state's new reference to blob n holding ev (nil
+// when only its number is in memory).
+func (e *Engine) ref(n uint64, ev []byte) error {
 	if i, ok := e.blobs[n]; ok {
-		e.blobRecs[i].refs++
-		return
+		b := &e.blobRecs[i]
+		b.refs++
+		if b.ev == nil {
+			b.ev = ev
+		}
+		return nil
 	}
-	// A number referenced for the first time: its event entered a state
-	// since the last Flush, so the Store has no key for it yet.
-	e.addBlobRec(blobRec{n: n, refs: 1, ev: ev})
+	if n >= e.unstored {
+		// A number handed out since blobs were last written: the Store
+		// has no key for it yet.
+		e.addBlobRec(blobRec{n: n, refs: 1, ev: ev})
+		return nil
+	}
+	// An older event joining another state (an orphan a sequence
+	// adopts): count from what is stored.
+	b, err := e.blob(n)
+	if err != nil {
+		return err
+	}
+	b.refs++
+	if b.ev == nil {
+		b.ev = ev
+	}
+	return nil
 }
 
 // unref records that a saved state no longer references blob n.
@@ -180,6 +199,7 @@ func (e *Engine) writeBlobs() error {
 	clear(e.blobs)
 	clear(e.blobRecs) // drop the events for the collector
 	e.blobRecs = e.blobRecs[:0]
+	e.unstored = e.blobN + 1
 	return nil
 }
 
@@ -207,10 +227,8 @@ func (e *Engine) saveEvents(ent *entry) error {
 		}
 		if i < len(old) && old[i] == ref.n {
 			i++
-		} else if ref.ev != nil {
-			e.ref(ref.n, ref.ev)
-		} else {
-			continue // neither in memory nor stored: cannot happen short of a corrupt Store
+		} else if err := e.ref(ref.n, ref.ev); err != nil {
+			return err
 		}
 		kept = append(kept, ref.n)
 	}
@@ -298,14 +316,14 @@ func (e *Engine) releaseEvents(k, v []byte) error {
 		return nil // unreadable: its events, if any, stay as orphans
 	}
 	var failed error
-	switch v[8] {
-	case stateVersion, stateVersionIDs:
+	switch {
+	case v[8] >= stateVersionIDs: // shared blobs
 		rs.eachEvent(func(blob *uint64, _ *[]byte) {
 			if failed == nil {
 				failed = e.unref(*blob)
 			}
 		})
-	case stateVersionBlobs:
+	case v[8] == stateVersionBlobs:
 		prefix := legacyBlobPrefix(nil, string(k[:2+i+1]), string(rest[i+1:]))
 		rs.eachEvent(func(blob *uint64, _ *[]byte) {
 			if failed == nil {

@@ -39,7 +39,10 @@
 //
 // What each kind keeps per key: a sequence, the newest few events of each
 // step (a hash of the id, the time, the event's number; the event itself
-// decoded only for an alert) and hashes of the matches already emitted; a
+// decoded only for an alert) and hashes of the matches already emitted —
+// except that while it buffers nothing for the key, an event only its
+// later steps want waits in the key's orphan buffer, shared by all the
+// keyspace's sequences (orphans.go, "s/~orphans.<keyspace>@1/<key>"); a
 // threshold, per group, only a hash of the id, the time, distinct value
 // (in a per-group dictionary) and sum term of each event in the window —
 // a threshold whose having reads only distinct forgets an entry whose

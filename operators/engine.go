@@ -92,7 +92,10 @@ type Engine struct {
 	rules  []*crule
 	// byPrefix finds a rule by its Store prefix (cachedEntry).
 	byPrefix map[string]*crule
-	disp     map[event.Keyspace]*dispatch
+	// orphanRules are the orphan buffers' pseudo-rules, one per keyspace
+	// with an ordered sequence of two steps or more (also in rules).
+	orphanRules map[event.Keyspace]*crule
+	disp        map[event.Keyspace]*dispatch
 
 	env     rules.Env   // current event, reused
 	env2    rules.Env   // alert building, reused
@@ -110,6 +113,7 @@ type Engine struct {
 	// blobN is the last blob number handed out; blobs the blobs whose
 	// reference count the current Flush changes (blobs.go).
 	blobN    uint64
+	unstored uint64           // blob numbers from here on have no Store key yet (ref)
 	blobs    map[uint64]int32 // blob number → its record in blobRecs
 	blobRecs []blobRec        // reused from Flush to Flush: no allocation per blob
 	counts   map[uint64]int64 // stored counts of blobs this engine wrote (bounded by maxCounts)
@@ -139,6 +143,8 @@ type Engine struct {
 	marks       []uint32 // distinct counting scratch (epoch marks)
 	epoch       uint32
 	recount     bool // tests: count every threshold window afresh (no thAgg)
+	noOrphans   bool // tests: sequences keep their orphans themselves
+	adopted     int  // tests: orphan buffers a sequence adopted from
 	keepRepeats bool // tests: never forget repeated distinct values (forgetRepeats)
 }
 
@@ -147,6 +153,8 @@ type crule struct {
 	*rules.Rule
 	idx    int
 	prefix string // "s/<id>@<version>/"
+	ref    uint64 // idHash("<id>@<version>"): an orphan's owner
+	pseudo bool   // a keyspace's orphan rule (orphans.go), not the rule set's
 	// states caches the per-key state of this rule.
 	states map[string]*entry
 }
@@ -248,6 +256,7 @@ func NewEngine(set *rules.Set, st Store, opts Options) (*Engine, error) {
 	if err := e.loadMeta(); err != nil {
 		return nil, err
 	}
+	e.unstored = e.blobN + 1
 	for _, r := range e.rules {
 		if err := e.loadTimers(r); err != nil {
 			return nil, err
@@ -264,14 +273,18 @@ func (e *Engine) install(set *rules.Set) {
 	e.frame2 = rules.Frame{Env: &e.env2, VM: &e.vm, Paths: e.fields}
 	e.rules = nil
 	e.byPrefix = map[string]*crule{}
+	e.orphanRules = map[event.Keyspace]*crule{}
 	e.disp = map[event.Keyspace]*dispatch{}
 	for _, r := range set.Rules {
 		if r.Disabled {
 			continue
 		}
-		cr := &crule{Rule: r, idx: len(e.rules), prefix: "s/" + r.ID + "@" + r.Version + "/", states: map[string]*entry{}}
+		cr := &crule{Rule: r, idx: len(e.rules), prefix: "s/" + r.ID + "@" + r.Version + "/", ref: idHash(r.ID + "@" + r.Version), states: map[string]*entry{}}
 		e.rules = append(e.rules, cr)
 		e.byPrefix[cr.prefix] = cr
+		if r.Kind == rules.KindSequence && !r.Unordered && len(r.Steps) > 1 && e.orphanRules[r.Keyspace] == nil {
+			e.orphanRules[r.Keyspace] = orphanRule(r.Keyspace)
+		}
 		d := e.disp[r.Keyspace]
 		if d == nil {
 			d = &dispatch{}
@@ -282,6 +295,13 @@ func (e *Engine) install(set *rules.Set) {
 		}
 		if r.Until != nil {
 			d.add(stepRef{r: cr, step: r.Until, bit: -1})
+		}
+	}
+	for _, ks := range event.Keyspaces { // in a fixed order
+		if cr := e.orphanRules[ks]; cr != nil {
+			cr.idx = len(e.rules)
+			e.rules = append(e.rules, cr)
+			e.byPrefix[cr.prefix] = cr
 		}
 	}
 }
@@ -594,6 +614,14 @@ func (e *Engine) apply(h hit, ks event.Keyspace, key string, ev *event.Event) ([
 	var as []alert.Alert
 	switch r.Kind {
 	case rules.KindSequence:
+		if e.orphaned(r, &ent.rs, h.mask, h.until) {
+			return nil, e.addOrphan(r, ks, key, ev, h.mask)
+		}
+		if len(ent.rs.seq) == 0 && e.orphanRules[ks] != nil && !e.noOrphans {
+			if err := e.adoptOrphans(r, ks, key, &ent.rs); err != nil {
+				return nil, err
+			}
+		}
 		as = e.sequence(ent, ks, key, ev, h.mask, h.until)
 	case rules.KindThreshold:
 		as = e.threshold(ent, ks, key, ev)

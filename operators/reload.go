@@ -52,10 +52,14 @@ func (e *Engine) Reload(set *rules.Set) (Changes, error) {
 		o := oldByID[r.ID]
 		switch {
 		case o == nil:
-			ch.Added = append(ch.Added, r.ID)
+			if !r.pseudo {
+				ch.Added = append(ch.Added, r.ID)
+			}
 			added = append(added, r)
 		case o.Version == r.Version:
-			ch.Kept++
+			if !r.pseudo {
+				ch.Kept++
+			}
 			kept[o] = r
 			r.states = o.states
 			for _, ent := range r.states {
@@ -75,10 +79,13 @@ func (e *Engine) Reload(set *rules.Set) (Changes, error) {
 		if kept[o] != nil {
 			continue
 		}
-		if !newByID[o.ID] {
+		if !newByID[o.ID] && !o.pseudo {
 			ch.Removed = append(ch.Removed, o.ID)
 		}
 		if err := e.drop(o); err != nil {
+			return ch, err
+		}
+		if err := e.disownOrphans(o); err != nil {
 			return ch, err
 		}
 	}

@@ -48,14 +48,15 @@ import (
 // not misread: the engine starts that key fresh and counts it in
 // Stats.StateDiscarded, as it does for a changed rule. A new section gets a
 // new tag; a tag is never reused.
-const stateVersion = 6
+const stateVersion = 7
 
 // Earlier versions, still read: events inline (2), events as keys of
 // their own per rule and key (3), threshold entries with whole ids
-// (tagGroups; 4), sequence entries with whole ids (tagSeq; 5). See
-// blobs.go. Since 6 a sequence entry keeps a 64-bit hash of its event's id
-// (re-deliveries are recognised by it); the alert reads the ids from the
-// events themselves.
+// (tagGroups; 4), sequence entries with whole ids (tagSeq; 5), no orphan
+// buffers (6). See blobs.go. Since 6 a sequence entry keeps a 64-bit hash
+// of its event's id (re-deliveries are recognised by it); the alert reads
+// the ids from the events themselves. 7 adds the orphan section (a
+// build that does not know it must not read such a value as malformed).
 const (
 	stateVersionInline = 2
 	stateVersionBlobs  = 3
@@ -76,6 +77,7 @@ const (
 	tagBlobs   = 10 // last blob number used (version 3)
 	tagGroupsH = 11 // threshold groups, entries with id hashes (version 5)
 	tagSeqH    = 12 // sequence buffer, entries with id hashes (version 6)
+	tagOrphans = 13 // a key's orphan buffer (orphans.go; version 7)
 )
 
 // errUnknownStateVersion marks a value this build cannot read; the key
@@ -107,6 +109,11 @@ type ruleState struct {
 
 	// nb numbers the key's event blobs (blob numbers are never reused).
 	nb uint64
+
+	// orphans: the events of the key that only later steps of some
+	// sequences want, while those sequences buffer nothing for the key
+	// (the state of a keyspace's orphan rule only; orphans.go).
+	orphans []orphan
 }
 
 // nextBlob returns a fresh blob number for an event entering the state.
@@ -194,7 +201,7 @@ type absAnchor struct {
 
 func (s *ruleState) empty() bool {
 	return len(s.seq) == 0 && len(s.fired) == 0 && len(s.groups) == 0 && len(s.anchors) == 0 &&
-		len(s.expects) == 0 && len(s.terms) == 0 && len(s.supp) == 0
+		len(s.expects) == 0 && len(s.terms) == 0 && len(s.supp) == 0 && len(s.orphans) == 0
 }
 
 // nanos converts an event time to unix nanoseconds, clamped to the range
@@ -257,6 +264,9 @@ func (s *ruleState) expiry(r *rules.Rule) int64 {
 	}
 	for _, x := range s.supp {
 		max(x)
+	}
+	for i := range s.orphans { // kept until the watermark passes them
+		max(s.orphans[i].t)
 	}
 	return t
 }
@@ -359,6 +369,23 @@ func (sc *encodeScratch) appendState(b []byte, s *ruleState, r *rules.Rule) []by
 	if len(s.supp) > 0 {
 		b = append(b, tagSupp)
 		b = appendTimeMap(b, s.supp)
+	}
+	if len(s.orphans) > 0 {
+		b = append(b, tagOrphans)
+		b = binary.AppendUvarint(b, uint64(len(s.orphans)))
+		prev := int64(0)
+		for i := range s.orphans {
+			o := &s.orphans[i]
+			b = binary.LittleEndian.AppendUint64(b, o.h)
+			b = binary.AppendVarint(b, o.t-prev)
+			prev = o.t
+			b = binary.AppendUvarint(b, o.blob)
+			b = binary.AppendUvarint(b, uint64(len(o.owners)))
+			for _, w := range o.owners {
+				b = binary.LittleEndian.AppendUint64(b, w.rule)
+				b = binary.AppendUvarint(b, w.mask)
+			}
+		}
 	}
 	return b
 }
@@ -538,6 +565,21 @@ func decodeState(v []byte, s *ruleState) error {
 			s.first = d.varint()
 		case tagSupp:
 			s.supp = d.timeMap()
+		case tagOrphans:
+			n := d.count(11)
+			s.orphans = make([]orphan, n)
+			prev := int64(0)
+			for i := range s.orphans {
+				o := &s.orphans[i]
+				o.h = d.fixed64()
+				o.t = prev + d.varint()
+				prev = o.t
+				o.blob = d.uvarint()
+				o.owners = make([]owner, d.count(9))
+				for j := range o.owners {
+					o.owners[j] = owner{rule: d.fixed64(), mask: d.uvarint()}
+				}
+			}
 		default:
 			return fmt.Errorf("%w: unknown section %d", errMalformedState, tag)
 		}
@@ -564,6 +606,9 @@ func (s *ruleState) eachEvent(fn func(blob *uint64, ev *[]byte)) {
 		for i := range g.evidence {
 			fn(&g.evidence[i].blob, &g.evidence[i].ev)
 		}
+	}
+	for i := range s.orphans {
+		fn(&s.orphans[i].blob, &s.orphans[i].ev)
 	}
 }
 
