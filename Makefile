@@ -28,7 +28,7 @@ test:
 
 ## test-fast: every test on in-process kfake, no Kafka start
 test-fast:
-	VIGIL_KAFKA_BROKERS= VIGIL_KAFKATEST_DOCKER=0 $(GO) test -count=1 ./...
+	env -u VIGIL_KAFKA_BROKERS VIGIL_KAFKATEST_DOCKER=0 $(GO) test -count=1 ./...
 
 ## bench: Go benchmarks, results also in bench.txt (compare runs with benchstat)
 bench:
