@@ -142,10 +142,11 @@ type Engine struct {
 	esc         encodeScratch
 	marks       []uint32 // distinct counting scratch (epoch marks)
 	epoch       uint32
-	recount     bool // tests: count every threshold window afresh (no thAgg)
-	noOrphans   bool // tests: sequences keep their orphans themselves
-	adopted     int  // tests: orphan buffers a sequence adopted from
-	keepRepeats bool // tests: never forget repeated distinct values (forgetRepeats)
+	recount     bool   // tests: count every threshold window afresh (no thAgg)
+	noOrphans   bool   // tests: sequences keep their orphans themselves
+	lastOrphans *entry // orphansOf's memo, for the current event
+	adopted     int    // tests: orphan buffers a sequence adopted from
+	keepRepeats bool   // tests: never forget repeated distinct values (forgetRepeats)
 }
 
 // crule is a rule with what the engine precomputes for it.
@@ -378,6 +379,7 @@ func (e *Engine) Process(ks event.Keyspace, key string, ev *event.Event) ([]aler
 	}
 	var out []alert.Alert
 	e.enc = encoded{}
+	e.lastOrphans = nil
 	if d := e.disp[ks]; d != nil && key != "" {
 		e.match(d, ev)
 		for _, h := range e.hits {

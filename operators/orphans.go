@@ -68,7 +68,7 @@ func (e *Engine) orphaned(r *crule, rs *ruleState, mask uint64, until bool) bool
 
 // addOrphan holds ev for r in the orphan buffer of (ks, key).
 func (e *Engine) addOrphan(r *crule, ks event.Keyspace, key string, ev *event.Event, mask uint64) error {
-	ent, err := e.load(e.orphanRules[ks], key)
+	ent, err := e.orphansOf(ks, key)
 	if err != nil {
 		return err
 	}
@@ -99,6 +99,21 @@ func (e *Engine) addOrphan(r *crule, ks event.Keyspace, key string, ev *event.Ev
 	trimOrphans(rs, r)
 	e.touch(ent)
 	return nil
+}
+
+// orphansOf returns the orphan buffer of (ks, key), from the lookup of
+// the current event's previous rule when it asked for the same: a sign-in
+// is an orphan of five sequences.
+func (e *Engine) orphansOf(ks event.Keyspace, key string) (*entry, error) {
+	if o := e.lastOrphans; o != nil && o.r == e.orphanRules[ks] && o.key == key {
+		return o, nil
+	}
+	ent, err := e.load(e.orphanRules[ks], key)
+	if err != nil {
+		return nil, err
+	}
+	e.lastOrphans = ent
+	return ent, nil
 }
 
 // forgetOrphans drops what the watermark passed: no first step can come
@@ -157,7 +172,7 @@ func (rs *ruleState) dropUnowned() {
 // entered rs on arrival (arrival numbers in arrival order, the orphans
 // being older than anything still to come).
 func (e *Engine) adoptOrphans(r *crule, ks event.Keyspace, key string, rs *ruleState) error {
-	ent, err := e.load(e.orphanRules[ks], key)
+	ent, err := e.orphansOf(ks, key)
 	if err != nil {
 		return err
 	}
