@@ -949,3 +949,33 @@ func TestFiredMatches(t *testing.T) {
 		t.Fatalf("after forgetting before 15: %v", d.fired)
 	}
 }
+
+// TestSuppressedGroupNotRewritten: after a threshold group fires, the
+// events of its quiet window change nothing, and a Flush writes nothing for
+// them (a scanning host would otherwise rewrite its group every batch).
+func TestSuppressedGroupNotRewritten(t *testing.T) {
+	st := &countingStore{MemStore: NewMemStore()}
+	eng, err := NewEngine(loadRules(t, spray), st, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t0 := time.Date(2025, 5, 1, 9, 0, 0, 0, time.UTC)
+	fired := 0
+	for i := 0; i < 12; i++ {
+		ev := event.Event{ID: strconv.Itoa(i), Time: t0.Add(time.Duration(i) * time.Second), Type: "logon", Outcome: event.OutcomeFailure, User: "u"}
+		as, err := eng.Process(event.KeyUser, "u", &ev)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fired += len(as)
+		if err := eng.Flush(); err != nil {
+			t.Fatal(err)
+		}
+		if i == 1 && (fired != 1 || st.stateWrites != 2) {
+			t.Fatalf("after the second failure: %d alerts, %d state writes; want 1 and 2", fired, st.stateWrites)
+		}
+	}
+	if fired != 1 || st.stateWrites != 2 {
+		t.Fatalf("10 failures in the quiet window: %d alerts, %d state writes; want 1 and still 2", fired, st.stateWrites)
+	}
+}

@@ -50,11 +50,11 @@ func (e *Engine) threshold(ent *entry, ks event.Keyspace, key string, ev *event.
 		g = &thGroup{}
 		rs.groups[gk] = g
 	}
-	e.touch(ent)
 	W := int64(r.Window)
 	if !th.Tumbling && t < g.suppUntil {
-		return nil
+		return nil // nothing changes: a group that fired is quiet for a window
 	}
+	e.touch(ent)
 	i := sort.Search(len(g.entries), func(i int) bool { return g.entries[i].t > t })
 	h := idHash(ev.ID)
 	if ev.ID != "" {
