@@ -184,7 +184,10 @@ func (p *processor) Process(_ context.Context, rec *kgo.Record, out *runtime.Out
 		return err
 	}
 	ev := &p.ev
-	if err := event.Unmarshal(rec.Value, ev); err != nil {
+	// Raw stays in the record's value (franz-go does not reuse it): the
+	// engine copies what it buffers, and the alerts built from ev are
+	// encoded before this returns.
+	if err := event.UnmarshalShared(rec.Value, ev); err != nil {
 		return fmt.Errorf("decode event: %w", err)
 	}
 	p.busy = true

@@ -269,6 +269,42 @@ func TestUnmarshalDoesNotAliasInput(t *testing.T) {
 	}
 }
 
+// TestUnmarshalSharedRaw: UnmarshalShared decodes the same event as
+// Unmarshal, its Raw lies inside the input (no copy), an append to Raw
+// does not write into the input, and the strings do not alias it.
+func TestUnmarshalSharedRaw(t *testing.T) {
+	in := processEvent()
+	b, err := Marshal(&in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got, want Event
+	if err := Unmarshal(b, &want); err != nil {
+		t.Fatal(err)
+	}
+	if err := UnmarshalShared(b, &got); err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("UnmarshalShared differs from Unmarshal:\n%s", diffEvents(got, want))
+	}
+	if len(got.Raw) == 0 || !bytes.Contains(b, got.Raw) || &got.Raw[0] != &b[bytes.Index(b, got.Raw)] {
+		t.Fatal("Raw is not a subslice of the input")
+	}
+	before := bytes.Clone(b)
+	_ = append(got.Raw, " tail"...)
+	if !bytes.Equal(b, before) {
+		t.Fatal("appending to the shared Raw wrote into the input")
+	}
+	for i := range b {
+		b[i] = 0xAA
+	}
+	got.Raw, want.Raw = nil, nil
+	if !reflect.DeepEqual(got, want) {
+		t.Fatal("a decoded string changed when the input was overwritten")
+	}
+}
+
 // TestDecodedSlicesAreIndependent guards the shared backing arrays of
 // Unmarshal: growing one slice of a decoded event must not write into
 // another.
