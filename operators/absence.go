@@ -99,6 +99,16 @@ func (e *Engine) fireTimers() ([]alert.Alert, error) {
 	return out, nil
 }
 
+// storedKeys lists the keys r has state for in the Store.
+func (e *Engine) storedKeys(r *crule) ([]string, error) {
+	var keys []string
+	err := e.st.Scan([]byte(r.prefix), func(k, _ []byte) error {
+		keys = append(keys, string(k[len(r.prefix):]))
+		return nil
+	})
+	return keys, err
+}
+
 // loadTimers rebuilds the deadline heap of an absence rule from the Store:
 // the one piece of state that must be in memory before any event of its
 // key arrives.
@@ -106,11 +116,7 @@ func (e *Engine) loadTimers(r *crule) error {
 	if r.Kind != rules.KindAbsence {
 		return nil
 	}
-	var keys []string
-	err := e.st.Scan([]byte(r.prefix), func(k, _ []byte) error {
-		keys = append(keys, string(k[len(r.prefix):]))
-		return nil
-	})
+	keys, err := e.storedKeys(r)
 	if err != nil {
 		return fmt.Errorf("operators: load timers of %s: %w", r.ID, err)
 	}

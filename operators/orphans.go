@@ -212,11 +212,7 @@ func (e *Engine) disownOrphans(r *crule) error {
 	if pr == nil || r.pseudo {
 		return nil
 	}
-	var keys []string
-	err := e.st.Scan([]byte(pr.prefix), func(k, _ []byte) error {
-		keys = append(keys, string(k[len(pr.prefix):]))
-		return nil
-	})
+	keys, err := e.storedKeys(pr)
 	if err != nil {
 		return fmt.Errorf("operators: reload: orphans of %s: %w", r.ID, err)
 	}
