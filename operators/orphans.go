@@ -132,6 +132,9 @@ func (e *Engine) forgetOrphans(rs *ruleState) {
 // trimOrphans keeps r's orphans within trimSeq's bound: per step, the
 // newest perStepKeep.
 func trimOrphans(rs *ruleState, r *crule) {
+	if len(rs.orphans) <= perStepKeep {
+		return // no step of r can have more
+	}
 	var counts [34]int
 	for i := len(rs.orphans) - 1; i >= 0; i-- {
 		o := &rs.orphans[i]
