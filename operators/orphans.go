@@ -172,8 +172,9 @@ func (rs *ruleState) dropUnowned() {
 
 // adoptOrphans moves r's orphans of (ks, key) into rs, r's buffer for the
 // key, which is empty: each becomes the entry it would have been had it
-// entered rs on arrival (arrival numbers in arrival order, the orphans
-// being older than anything still to come).
+// entered rs on arrival — the same time, steps and event; its arrival
+// number is handed out now, in time order, which keeps what the numbers
+// are for (a match's hash, unique per key and the same on a replay).
 func (e *Engine) adoptOrphans(r *crule, ks event.Keyspace, key string, rs *ruleState) error {
 	ent, err := e.orphansOf(ks, key)
 	if err != nil {
