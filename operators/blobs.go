@@ -115,25 +115,19 @@ func (e *Engine) addBlobRec(b blobRec) *blobRec {
 // ref records a saved state's new reference to blob n holding ev (nil
 // when only its number is in memory).
 func (e *Engine) ref(n uint64, ev []byte) error {
-	if i, ok := e.blobs[n]; ok {
-		b := &e.blobRecs[i]
-		b.refs++
-		if b.ev == nil {
-			b.ev = ev
-		}
-		return nil
-	}
-	if n >= e.unstored {
+	var b *blobRec
+	if _, ok := e.blobs[n]; !ok && n >= e.unstored {
 		// A number handed out since blobs were last written: the Store
 		// has no key for it yet.
-		e.addBlobRec(blobRec{n: n, refs: 1, ev: ev})
-		return nil
-	}
-	// An older event joining another state (an orphan a sequence
-	// adopts): count from what is stored.
-	b, err := e.blob(n)
-	if err != nil {
-		return err
+		b = e.addBlobRec(blobRec{n: n})
+	} else {
+		// Counted in this Flush already, or an older event joining
+		// another state (an orphan a sequence adopts): count from what
+		// is stored.
+		var err error
+		if b, err = e.blob(n); err != nil {
+			return err
+		}
 	}
 	b.refs++
 	if b.ev == nil {

@@ -156,6 +156,9 @@ type crule struct {
 	prefix string // "s/<id>@<version>/"
 	ref    uint64 // idHash("<id>@<version>"): an orphan's owner
 	pseudo bool   // a keyspace's orphan rule (orphans.go), not the rule set's
+	// orphans: an ordered sequence of two steps or more, whose later-step
+	// events wait in the key's orphan buffer while it buffers nothing.
+	orphans bool
 	// states caches the per-key state of this rule.
 	states map[string]*entry
 }
@@ -280,10 +283,11 @@ func (e *Engine) install(set *rules.Set) {
 		if r.Disabled {
 			continue
 		}
-		cr := &crule{Rule: r, idx: len(e.rules), prefix: "s/" + r.ID + "@" + r.Version + "/", ref: idHash(r.ID + "@" + r.Version), states: map[string]*entry{}}
+		cr := &crule{Rule: r, idx: len(e.rules), prefix: "s/" + r.ID + "@" + r.Version + "/", ref: idHash(r.ID + "@" + r.Version),
+			orphans: r.Kind == rules.KindSequence && !r.Unordered && len(r.Steps) > 1, states: map[string]*entry{}}
 		e.rules = append(e.rules, cr)
 		e.byPrefix[cr.prefix] = cr
-		if r.Kind == rules.KindSequence && !r.Unordered && len(r.Steps) > 1 && e.orphanRules[r.Keyspace] == nil {
+		if cr.orphans && e.orphanRules[r.Keyspace] == nil {
 			e.orphanRules[r.Keyspace] = orphanRule(r.Keyspace)
 		}
 		d := e.disp[r.Keyspace]
@@ -616,10 +620,10 @@ func (e *Engine) apply(h hit, ks event.Keyspace, key string, ev *event.Event) ([
 	var as []alert.Alert
 	switch r.Kind {
 	case rules.KindSequence:
-		if e.orphaned(r, &ent.rs, h.mask, h.until) {
-			return nil, e.addOrphan(r, ks, key, ev, h.mask)
-		}
-		if len(ent.rs.seq) == 0 && e.orphanRules[ks] != nil && !e.noOrphans {
+		if r.orphans && !e.noOrphans && len(ent.rs.seq) == 0 {
+			if !h.until && h.mask&1 == 0 {
+				return nil, e.addOrphan(r, ks, key, ev, h.mask)
+			}
 			if err := e.adoptOrphans(r, ks, key, &ent.rs); err != nil {
 				return nil, err
 			}

@@ -59,14 +59,9 @@ func orphanRule(ks event.Keyspace) *crule {
 	return &crule{Rule: r, prefix: "s/" + r.ID + "@" + r.Version + "/", states: map[string]*entry{}, pseudo: true}
 }
 
-// orphaned reports whether ev, matching steps mask of the ordered
-// sequence r, goes to the key's orphan buffer: r buffers nothing for the
-// key and ev is no first step and no until.
-func (e *Engine) orphaned(r *crule, rs *ruleState, mask uint64, until bool) bool {
-	return !e.noOrphans && !r.Unordered && len(r.Steps) > 1 && !until && mask&1 == 0 && len(rs.seq) == 0
-}
-
-// addOrphan holds ev for r in the orphan buffer of (ks, key).
+// addOrphan holds ev for r in the orphan buffer of (ks, key): r buffers
+// nothing for the key, and ev is no first step of it and no until (the
+// caller, apply, checks).
 func (e *Engine) addOrphan(r *crule, ks event.Keyspace, key string, ev *event.Event, mask uint64) error {
 	ent, err := e.orphansOf(ks, key)
 	if err != nil {
@@ -90,10 +85,8 @@ func (e *Engine) addOrphan(r *crule, ks event.Keyspace, key string, ev *event.Ev
 		rs.orphans[i] = orphan{h: h, t: t, blob: blob, ev: b}
 		o = &rs.orphans[i]
 	}
-	for _, w := range o.owners {
-		if w.rule == r.ref {
-			return nil // a re-delivery
-		}
+	if o.owner(r.ref) >= 0 {
+		return nil // a re-delivery
 	}
 	o.owners = append(o.owners, owner{rule: r.ref, mask: mask})
 	trimOrphans(rs, r)
@@ -138,24 +131,37 @@ func trimOrphans(rs *ruleState, r *crule) {
 	var counts [34]int
 	for i := len(rs.orphans) - 1; i >= 0; i-- {
 		o := &rs.orphans[i]
-		for k, w := range o.owners {
-			if w.rule != r.ref {
-				continue
+		k := o.owner(r.ref)
+		if k < 0 {
+			continue
+		}
+		keep := false
+		for b := 0; b < len(r.Steps); b++ {
+			if o.owners[k].mask&(1<<b) != 0 && counts[b] < perStepKeep {
+				counts[b]++
+				keep = true
 			}
-			keep := false
-			for b := 0; b < len(r.Steps); b++ {
-				if w.mask&(1<<b) != 0 && counts[b] < perStepKeep {
-					counts[b]++
-					keep = true
-				}
-			}
-			if !keep {
-				o.owners = append(o.owners[:k], o.owners[k+1:]...)
-			}
-			break
+		}
+		if !keep {
+			o.disown(k)
 		}
 	}
 	rs.dropUnowned()
+}
+
+// owner returns the index of ref among o's owners, or -1.
+func (o *orphan) owner(ref uint64) int {
+	for k, w := range o.owners {
+		if w.rule == ref {
+			return k
+		}
+	}
+	return -1
+}
+
+// disown removes o's owner k.
+func (o *orphan) disown(k int) {
+	o.owners = append(o.owners[:k], o.owners[k+1:]...)
 }
 
 // dropUnowned forgets the orphans no sequence holds any more.
@@ -188,15 +194,11 @@ func (e *Engine) adoptOrphans(r *crule, ks event.Keyspace, key string, rs *ruleS
 	changed := false
 	for i := range ors.orphans {
 		o := &ors.orphans[i]
-		for k, w := range o.owners {
-			if w.rule != r.ref {
-				continue
-			}
+		if k := o.owner(r.ref); k >= 0 {
 			rs.n++
-			rs.seq = append(rs.seq, seqEntry{h: o.h, t: o.t, mask: w.mask, n: rs.n, blob: o.blob, ev: o.ev})
-			o.owners = append(o.owners[:k], o.owners[k+1:]...)
+			rs.seq = append(rs.seq, seqEntry{h: o.h, t: o.t, mask: o.owners[k].mask, n: rs.n, blob: o.blob, ev: o.ev})
+			o.disown(k)
 			changed = true
-			break
 		}
 	}
 	if !changed {
@@ -220,35 +222,24 @@ func (e *Engine) disownOrphans(r *crule) error {
 	if err != nil {
 		return fmt.Errorf("operators: reload: orphans of %s: %w", r.ID, err)
 	}
-	for k := range pr.states { // changed since the last Flush
-		keys = append(keys, k)
-	}
-	for _, k := range keys {
-		ent, err := e.load(pr, k)
-		if err != nil {
+	for _, k := range keys { // cached from here on, with the keys changed since the last Flush
+		if _, err := e.load(pr, k); err != nil {
 			return fmt.Errorf("operators: reload: orphans of %s: %w", r.ID, err)
 		}
-		if disown(&ent.rs, r.ref) {
+	}
+	for _, ent := range pr.states {
+		changed := false
+		for i := range ent.rs.orphans {
+			o := &ent.rs.orphans[i]
+			if k := o.owner(r.ref); k >= 0 {
+				o.disown(k)
+				changed = true
+			}
+		}
+		if changed {
+			ent.rs.dropUnowned()
 			e.touch(ent)
 		}
 	}
 	return nil
-}
-
-// disown removes ref from the owners of rs's orphans, and the orphans it
-// was the last owner of; it reports whether anything changed.
-func disown(rs *ruleState, ref uint64) bool {
-	changed := false
-	for i := range rs.orphans {
-		o := &rs.orphans[i]
-		for k, w := range o.owners {
-			if w.rule == ref {
-				o.owners = append(o.owners[:k], o.owners[k+1:]...)
-				changed = true
-				break
-			}
-		}
-	}
-	rs.dropUnowned()
-	return changed
 }
