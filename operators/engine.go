@@ -142,11 +142,12 @@ type Engine struct {
 	esc         encodeScratch
 	marks       []uint32 // distinct counting scratch (epoch marks)
 	epoch       uint32
-	recount     bool   // tests: count every threshold window afresh (no thAgg)
-	noOrphans   bool   // tests: sequences keep their orphans themselves
-	lastOrphans *entry // orphansOf's memo, for the current event
-	adopted     int    // tests: orphan buffers a sequence adopted from
-	keepRepeats bool   // tests: never forget repeated distinct values (forgetRepeats)
+	recount     bool      // tests: count every threshold window afresh (no thAgg)
+	noOrphans   bool      // tests: sequences keep their orphans themselves
+	lastOrphans *entry    // orphansOf's memo, for the current event
+	adopted     int       // tests: orphan buffers a sequence adopted from
+	keepRepeats bool      // tests: never forget repeated distinct values (forgetRepeats)
+	olog        orphanLog // the orphans' events (orphanlog.go)
 }
 
 // crule is a rule with what the engine precomputes for it.
@@ -261,6 +262,9 @@ func NewEngine(set *rules.Set, st Store, opts Options) (*Engine, error) {
 		return nil, err
 	}
 	e.unstored = e.blobN + 1
+	if err := e.loadOrphanLog(); err != nil {
+		return nil, err
+	}
 	for _, r := range e.rules {
 		if err := e.loadTimers(r); err != nil {
 			return nil, err
@@ -469,12 +473,15 @@ func (e *Engine) cond(x *rules.Expr) bool {
 // modified once made, so sharing is safe.
 type encoded struct {
 	ev *event.Event
-	n  uint64
+	n  uint64 // 0 until a state buffers it as a blob
 	b  []byte
+	// chunk, off, l: where it is in the orphan log, once an orphan
+	chunk  uint64
+	off, l uint32
 }
 
-// encode returns ev's blob number and encoding, made once per Process.
-func (e *Engine) encode(ev *event.Event) (uint64, []byte) {
+// encoding returns ev's encoding, made once per Process.
+func (e *Engine) encoding(ev *event.Event) []byte {
 	if e.enc.ev != ev {
 		var b []byte
 		if e.input != nil {
@@ -482,9 +489,18 @@ func (e *Engine) encode(ev *event.Event) (uint64, []byte) {
 		} else {
 			b, _ = event.Marshal(ev) // cannot fail for a time.Time; sized once
 		}
-		e.enc = encoded{ev: ev, n: e.newBlob(), b: b}
+		e.enc = encoded{ev: ev, b: b}
 	}
-	return e.enc.n, e.enc.b
+	return e.enc.b
+}
+
+// encode returns ev's blob number and encoding, made once per Process.
+func (e *Engine) encode(ev *event.Event) (uint64, []byte) {
+	b := e.encoding(ev)
+	if e.enc.n == 0 {
+		e.enc.n = e.newBlob()
+	}
+	return e.enc.n, b
 }
 
 func (e *Engine) addHit(s stepRef) {
@@ -787,6 +803,9 @@ func (e *Engine) Flush() error {
 	clear(e.dirty)
 	e.dirty = e.dirty[:0]
 	if err := e.writeBlobs(); err != nil {
+		return fmt.Errorf("operators: flush: %w", err)
+	}
+	if err := e.writeOrphanLog(); err != nil {
 		return fmt.Errorf("operators: flush: %w", err)
 	}
 	if e.metaDirty {

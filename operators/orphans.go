@@ -30,6 +30,10 @@ import (
 // forgotten, as the sequence forgets a later step with nothing before it.
 // What a sequence replays is then what it replayed with the orphans in its
 // own buffer (TestOrphanBufferMatchesOwnBuffers).
+//
+// An orphan's event is not a blob but a record of the orphan log
+// (orphanlog.go): written with the batch's other orphans, never deleted on
+// its own, and copied into a blob only when a sequence adopts it.
 
 // orphanRulePrefix starts the id of a keyspace's orphan rule; a rule id
 // cannot begin with '~' (rules.idPattern).
@@ -37,10 +41,13 @@ const orphanRulePrefix = "~orphans."
 
 // orphan is an event held for the sequences that own it.
 type orphan struct {
-	h      uint64 // idHash of its id
-	t      int64
-	blob   uint64
-	ev     []byte // nil until read from its blob
+	h    uint64 // idHash of its id
+	t    int64
+	blob uint64 // its blob (state version 7); 0 when in the orphan log
+	// chunk, off, n: where its event is in the orphan log (orphanlog.go)
+	chunk  uint64
+	off, n uint32
+	ev     []byte // nil until read
 	owners []owner
 }
 
@@ -79,10 +86,13 @@ func (e *Engine) addOrphan(r *crule, ks event.Keyspace, key string, ev *event.Ev
 		}
 	}
 	if o == nil {
-		blob, b := e.encode(ev)
+		b := e.encoding(ev)
+		if e.enc.chunk == 0 { // once per Process: the other keyspaces' orphans are other events
+			e.enc.chunk, e.enc.off, e.enc.l = e.logOrphan(b, t)
+		}
 		rs.orphans = append(rs.orphans, orphan{})
 		copy(rs.orphans[i+1:], rs.orphans[i:])
-		rs.orphans[i] = orphan{h: h, t: t, blob: blob, ev: b}
+		rs.orphans[i] = orphan{h: h, t: t, chunk: e.enc.chunk, off: e.enc.off, n: e.enc.l, ev: b}
 		o = &rs.orphans[i]
 	}
 	if o.owner(r.ref) >= 0 {
@@ -195,8 +205,12 @@ func (e *Engine) adoptOrphans(r *crule, ks event.Keyspace, key string, rs *ruleS
 	for i := range ors.orphans {
 		o := &ors.orphans[i]
 		if k := o.owner(r.ref); k >= 0 {
+			blob, ev, err := e.adoptedBlob(o)
+			if err != nil {
+				return err
+			}
 			rs.n++
-			rs.seq = append(rs.seq, seqEntry{h: o.h, t: o.t, mask: o.owners[k].mask, n: rs.n, blob: o.blob, ev: o.ev})
+			rs.seq = append(rs.seq, seqEntry{h: o.h, t: o.t, mask: o.owners[k].mask, n: rs.n, blob: blob, ev: ev})
 			o.disown(k)
 			changed = true
 		}

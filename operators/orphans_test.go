@@ -170,6 +170,9 @@ func orphanDifferential(t *testing.T, seed uint64) {
 		}
 	}
 	checkBlobCounts(t, sides[0].st.MemStore, "at the end")
+	if n := sides[0].eng.Stats().EventsMissing; n != 0 {
+		t.Fatalf("%d buffered events missing from the Store", n)
+	}
 	a, b := sides[0].alerts, sides[1].alerts
 	if !slices.Equal(a, b) {
 		for i := range min(len(a), len(b)) {
@@ -187,6 +190,9 @@ func orphanDifferential(t *testing.T, seed uint64) {
 	}
 	if keys := blobKeys(sides[0].st.MemStore); len(keys) != 0 {
 		t.Fatalf("after everything expired: %d event keys left", len(keys))
+	}
+	if keys := chunkKeys(sides[0].st.MemStore); len(keys) != 0 {
+		t.Fatalf("after everything expired: %d orphan log chunks left", len(keys))
 	}
 }
 

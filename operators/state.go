@@ -48,7 +48,7 @@ import (
 // not misread: the engine starts that key fresh and counts it in
 // Stats.StateDiscarded, as it does for a changed rule. A new section gets a
 // new tag; a tag is never reused.
-const stateVersion = 7
+const stateVersion = 8
 
 // Earlier versions, still read: events inline (2), events as keys of
 // their own per rule and key (3), threshold entries with whole ids
@@ -56,7 +56,8 @@ const stateVersion = 7
 // buffers (6). See blobs.go. Since 6 a sequence entry keeps a 64-bit hash
 // of its event's id (re-deliveries are recognised by it); the alert reads
 // the ids from the events themselves. 7 adds the orphan section (a
-// build that does not know it must not read such a value as malformed).
+// build that does not know it must not read such a value as malformed),
+// 8 orphans whose events are in the orphan log (tagOrphansLog).
 const (
 	stateVersionInline = 2
 	stateVersionBlobs  = 3
@@ -77,7 +78,10 @@ const (
 	tagBlobs   = 10 // last blob number used (version 3)
 	tagGroupsH = 11 // threshold groups, entries with id hashes (version 5)
 	tagSeqH    = 12 // sequence buffer, entries with id hashes (version 6)
-	tagOrphans = 13 // a key's orphan buffer (orphans.go; version 7)
+	tagOrphans = 13 // a key's orphan buffer, events as blobs (orphans.go; version 7)
+	// tagOrphansLog: a key's orphan buffer, events in the orphan log or
+	// as blobs (orphanlog.go; version 8)
+	tagOrphansLog = 14
 )
 
 // errUnknownStateVersion marks a value this build cannot read; the key
@@ -371,7 +375,7 @@ func (sc *encodeScratch) appendState(b []byte, s *ruleState, r *rules.Rule) []by
 		b = appendTimeMap(b, s.supp)
 	}
 	if len(s.orphans) > 0 {
-		b = append(b, tagOrphans)
+		b = append(b, tagOrphansLog)
 		b = binary.AppendUvarint(b, uint64(len(s.orphans)))
 		prev := int64(0)
 		for i := range s.orphans {
@@ -380,6 +384,11 @@ func (sc *encodeScratch) appendState(b []byte, s *ruleState, r *rules.Rule) []by
 			b = binary.AppendVarint(b, o.t-prev)
 			prev = o.t
 			b = binary.AppendUvarint(b, o.blob)
+			if o.blob == 0 {
+				b = binary.AppendUvarint(b, o.chunk)
+				b = binary.AppendUvarint(b, uint64(o.off))
+				b = binary.AppendUvarint(b, uint64(o.n))
+			}
 			b = binary.AppendUvarint(b, uint64(len(o.owners)))
 			for _, w := range o.owners {
 				b = binary.LittleEndian.AppendUint64(b, w.rule)
@@ -565,7 +574,7 @@ func decodeState(v []byte, s *ruleState) error {
 			s.first = d.varint()
 		case tagSupp:
 			s.supp = d.timeMap()
-		case tagOrphans:
+		case tagOrphans, tagOrphansLog:
 			n := d.count(11)
 			s.orphans = make([]orphan, n)
 			prev := int64(0)
@@ -575,6 +584,11 @@ func decodeState(v []byte, s *ruleState) error {
 				o.t = prev + d.varint()
 				prev = o.t
 				o.blob = d.uvarint()
+				if o.blob == 0 && tag == tagOrphansLog {
+					o.chunk = d.uvarint()
+					o.off = uint32(d.uvarint())
+					o.n = uint32(d.uvarint())
+				}
 				o.owners = make([]owner, d.count(9))
 				for j := range o.owners {
 					o.owners[j] = owner{rule: d.fixed64(), mask: d.uvarint()}
@@ -608,7 +622,9 @@ func (s *ruleState) eachEvent(fn func(blob *uint64, ev *[]byte)) {
 		}
 	}
 	for i := range s.orphans {
-		fn(&s.orphans[i].blob, &s.orphans[i].ev)
+		if s.orphans[i].blob != 0 { // else in the orphan log
+			fn(&s.orphans[i].blob, &s.orphans[i].ev)
+		}
 	}
 }
 
