@@ -201,12 +201,32 @@ func TestDispatchMemo(t *testing.T) {
 				t.Fatalf("%q: %d steps, want %d", v, len(got), len(want))
 			}
 		}
+		// Values that hash alike (they differ only in bytes memoHash
+		// does not read) still get their own steps, past the probe limit
+		// too.
+		for a := range d.byField[dAction] {
+			if len(a) < 4 {
+				continue
+			}
+			for i := 0; i < maxProbe+4; i++ {
+				b := []byte(a)
+				b[1] = byte('0' + i)
+				for _, x := range []string{a, string(b)} {
+					v := [nDispatch]string{dAction: x}
+					if got, want := d.steps(v), direct(d, v); !same(got, want) {
+						t.Fatalf("%q after a value that hashes alike: %d steps, want %d", v, len(got), len(want))
+					}
+				}
+			}
+			break
+		}
 		buf := []byte("ActionXSourceX")
 		v := [nDispatch]string{dAction: unsafe.String(&buf[0], 7), dSource: unsafe.String(&buf[7], 7)}
 		want := direct(d, v)
 		d.steps(v)
 		copy(buf, "OtherAOtherBXX")
-		if got, ok := d.memo[[nDispatch]string{dAction: "ActionX", dSource: "SourceX"}]; !ok || !same(got, want) {
+		key := [nDispatch]string{dAction: "ActionX", dSource: "SourceX"}
+		if got, ok := d.memo.get(memoHash(&key), &key); !ok || !same(got, want) {
 			t.Fatalf("the memo's key changed with the event's buffer")
 		}
 	}
