@@ -858,6 +858,11 @@ func (e *Engine) Flush() error {
 		if ent.dead {
 			continue
 		}
+		if ent.r.pseudo {
+			e.logSnapshot(ent)
+			ent.dirty = false
+			continue
+		}
 		if err := e.save(ent); err != nil {
 			e.dirty = e.dirty[i:]
 			return fmt.Errorf("operators: flush %s%s: %w", ent.r.prefix, ent.key, err)
@@ -881,6 +886,9 @@ func (e *Engine) Flush() error {
 	}
 	if e.cached > e.opts.MaxCached {
 		for _, r := range e.rules {
+			if r.pseudo {
+				continue // in memory until the watermark passes them (pruneOrphans)
+			}
 			for _, ent := range r.states {
 				if !ent.rs.empty() {
 					e.uncachedMin = min(e.uncachedMin, ent.rs.expiry(r.Rule))
@@ -931,6 +939,10 @@ func (e *Engine) load(r *crule, key string) (*entry, error) {
 		return ent, nil
 	}
 	ent := &entry{key: key, r: r}
+	if r.pseudo { // orphan buffers are all in memory (orphanlog.go)
+		r.states[key] = ent
+		return ent, nil
+	}
 	k := e.storeKey(r, key)
 	b, err := e.st.Get(k)
 	if err != nil {
@@ -962,6 +974,9 @@ func (e *Engine) load(r *crule, key string) (*entry, error) {
 // and in the Store.
 func (e *Engine) sweep() error {
 	for _, r := range e.rules {
+		if r.pseudo {
+			continue // pruneOrphans
+		}
 		for _, ent := range r.states {
 			if !ent.rs.empty() && ent.rs.expiry(r.Rule) < e.wmN {
 				ent.rs = ruleState{}

@@ -4,60 +4,91 @@ import (
 	"bytes"
 	"encoding/binary"
 	"fmt"
+
+	"github.com/vigil-sec/vigil/pipeline/event"
 )
 
 // Orphan log
 //
 // An orphan lives until the watermark passes it, one lateness of event
-// time, and is almost never adopted. As a blob (blobs.go) its event was a
-// Store key written when it arrived and deleted a lateness later: two
-// Store operations, two changelog records and a memtable entry that
-// outlived its use, per successful sign-in and keyspace — half of all the
-// Store operations on production-like traffic. So the events that become
-// orphans while one batch is processed are written together, as one value
-// of the orphan log:
+// time, and is almost never adopted. Kept like other state, each was a
+// blob written on arrival and deleted a lateness later plus its key's
+// orphan buffer rewritten: three Store operations (and changelog records)
+// per successful sign-in and keyspace, most of the Store operations on
+// production-like traffic. So orphan buffers live in memory, whole, and
+// what a batch did to them is appended to the orphan log as one Store
+// value:
 //
-//	key    "o/" + 8-byte big-endian chunk number (from the blob counter)
-//	value  8-byte big-endian newest event time (unix ns)
-//	       + (uvarint length + the event in the pipeline/event codec)*
+//	key    "l/" + 8-byte big-endian chunk number (from the blob counter)
+//	value  8-byte big-endian horizon: the newest event time (unix ns)
+//	       the chunk names
+//	       then records:
+//	         'e' uvarint length + an event in the pipeline/event codec
+//	         's' keyspace, key (uvarint length + bytes each), then the
+//	             key's whole orphan buffer as appendOrphans writes it
+//	         'c' keyspace: every buffer of the keyspace emptied (its
+//	             last ordered sequence was removed)
 //
-// and an orphan names its chunk, offset and length. A chunk is deleted
-// once the watermark passes its newest event: every orphan in it is
-// forgotten by then (forgetOrphans), or was adopted — and adoption copies
-// the event into a blob, where the sequence would have kept it. So chunks
-// are never rewritten and need no reference counts: what an orphan
-// buffer lets go early (trimmed, disowned) stays in its chunk until the
-// chunk dies, which bounds the log to about one lateness of orphans. A
-// state value naming a deleted chunk names only orphans the watermark
-// passed, which are dropped before anything reads them.
+// An orphan names the chunk, offset and length of its event. A snapshot
+// replaces the key's earlier ones, so NewEngine rebuilds the buffers by
+// reading the chunks in order. A chunk goes once the watermark has passed
+// its horizon and every earlier chunk has gone: its orphans are forgotten
+// by then (forgetOrphans) or were adopted — and adoption copies the event
+// into a blob, where the sequence would have kept it — and no later
+// snapshot can be undone by deleting it while an earlier one stays. Chunks
+// are never rewritten; what a buffer lets go early stays in its chunk
+// until the chunk goes, which bounds the log and the buffers in memory to
+// about one lateness of orphans.
+//
+// Earlier layouts are not carried over: at start the orphan buffers of
+// state versions 7 and 8 ("s/~orphans.<ks>@1/<key>") release their blobs
+// and are deleted, and chunks of the first log ("o/<n>", events only) are
+// deleted — the orphans of the lateness around an upgrade are lost, as a
+// changed rule's state is.
 
-var orphanLogPrefix = []byte("o/")
+var (
+	orphanLogPrefix    = []byte("l/")
+	legacyChunkPrefix  = []byte("o/")
+	legacyOrphanPrefix = []byte("s/" + orphanRulePrefix)
+)
+
+// Record tags of a chunk.
+const (
+	recEvent    = 'e'
+	recSnapshot = 's'
+	recClear    = 'c'
+)
 
 // maxChunk bounds a chunk: each is one changelog record, and Kafka
 // refuses records over a megabyte by default.
 const maxChunk = 256 << 10
 
-// logChunk is a chunk of the orphan log: one being filled, or one in the
-// Store (b nil).
+// logChunk is a chunk of the orphan log: one being filled (b its value
+// so far), or one in the Store (b nil).
 type logChunk struct {
-	n      uint64
-	newest int64  // unix ns
-	b      []byte // header + events, until written
+	n       uint64
+	horizon int64 // unix ns
+	b       []byte
 }
 
-// passed reports whether watermark wm (unix ns) has passed every event
-// of c: forgetOrphans has let go of them all, so c can go.
-func (c *logChunk) passed(wm int64) bool { return c.newest < wm }
+// passed reports whether watermark wm (unix ns) has passed every event c
+// names: the orphans in it are forgotten.
+func (c *logChunk) passed(wm int64) bool { return c.horizon < wm }
 
-// orphanLog is the engine's part of the log: chunks filled since the last
-// Flush, the chunks in the Store, and the last chunk read (a sign-in is
-// the orphan of several sequences, adopted together).
+// orphanLog is the engine's part of the log: chunks filled since the
+// last Flush, the chunks in the Store (in number order), keyspaces to
+// clear, and the last chunk read (a sign-in is the orphan of several
+// sequences, adopted together).
 type orphanLog struct {
 	pending []logChunk
 	live    []logChunk
+	cleared []event.Keyspace
 	free    [][]byte // buffers of written chunks, reused
 	readN   uint64
 	readV   []byte
+	// pruneAt is the number of buffers in memory past which the next
+	// Flush drops those the watermark emptied.
+	pruneAt int
 	// adopted memoizes, for the current Process, the blob an orphan's
 	// event became: sequences adopting the same orphan share it.
 	adoptedAt [2]uint64 // chunk, offset
@@ -66,26 +97,64 @@ type orphanLog struct {
 	adoptedEv []byte
 }
 
-// logOrphan appends an orphan's event (time t) to the pending chunk and
-// returns where it is.
-func (e *Engine) logOrphan(ev []byte, t int64) (chunk uint64, off, n uint32) {
+// chunkFor returns the pending chunk with room for n more bytes.
+func (e *Engine) chunkFor(n int) *logChunk {
 	l := &e.olog
-	var c *logChunk
-	if k := len(l.pending); k > 0 && len(l.pending[k-1].b)+len(ev)+binary.MaxVarintLen32 <= maxChunk {
-		c = &l.pending[k-1]
-	} else {
-		var b []byte
-		if k := len(l.free); k > 0 {
-			b, l.free = l.free[k-1][:0], l.free[:k-1]
-		}
-		l.pending = append(l.pending, logChunk{n: e.newBlob(), newest: t, b: append(b, make([]byte, 8)...)})
-		c = &l.pending[len(l.pending)-1]
+	if k := len(l.pending); k > 0 && (len(l.pending[k-1].b)+n <= maxChunk || len(l.pending[k-1].b) == 8) {
+		return &l.pending[k-1]
 	}
-	c.b = binary.AppendUvarint(c.b, uint64(len(ev)))
+	var b []byte
+	if k := len(l.free); k > 0 {
+		b, l.free = l.free[k-1][:0], l.free[:k-1]
+	}
+	l.pending = append(l.pending, logChunk{n: e.newBlob(), b: append(b, make([]byte, 8)...)})
+	return &l.pending[len(l.pending)-1]
+}
+
+// logOrphan appends an orphan's event (time t) to the log and returns
+// where it is.
+func (e *Engine) logOrphan(ev []byte, t int64) (chunk uint64, off, n uint32) {
+	c := e.chunkFor(1 + binary.MaxVarintLen32 + len(ev))
+	c.b = binary.AppendUvarint(append(c.b, recEvent), uint64(len(ev)))
 	off = uint32(len(c.b))
 	c.b = append(c.b, ev...)
-	c.newest = max(c.newest, t)
+	c.horizon = max(c.horizon, t)
 	return c.n, off, uint32(len(ev))
+}
+
+// logSnapshot appends the orphan buffer of ent (a pseudo-rule's entry)
+// to the log.
+func (e *Engine) logSnapshot(ent *entry) {
+	rs := &ent.rs
+	e.forgetOrphans(rs)
+	ks := ent.r.Keyspace
+	c := e.chunkFor(1 + 2*binary.MaxVarintLen32 + len(ks) + len(ent.key) + 48*len(rs.orphans))
+	c.b = append(c.b, recSnapshot)
+	c.b = appendLogString(c.b, string(ks))
+	c.b = appendLogString(c.b, ent.key)
+	c.b = appendOrphans(c.b, rs.orphans)
+	for i := range rs.orphans {
+		o := &rs.orphans[i]
+		c.horizon = max(c.horizon, o.t)
+		if o.blob == 0 {
+			o.ev = nil // in the log from this Flush on: memory holds a lateness of orphans' metadata, not their events
+		}
+	}
+}
+
+func appendLogString(b []byte, s string) []byte {
+	return append(binary.AppendUvarint(b, uint64(len(s))), s...)
+}
+
+// clearOrphans forgets every orphan buffer of r, a keyspace's orphan rule
+// that a Reload removed, in memory and (from the next Flush) in the log.
+func (e *Engine) clearOrphans(r *crule) {
+	for _, ent := range r.states {
+		ent.dead = true
+	}
+	r.states = nil
+	e.lastOrphans = nil
+	e.olog.cleared = append(e.olog.cleared, r.Keyspace)
 }
 
 // orphanEvent returns o's event: in memory since it arrived, or read from
@@ -157,54 +226,154 @@ func (e *Engine) chunkKey(n uint64) []byte {
 	return e.bkbuf
 }
 
-// writeOrphanLog writes the chunks filled since the last Flush and
-// deletes those the watermark has passed.
+// writeOrphanLog writes the chunks filled since the last Flush, deletes
+// those that have gone, and drops from memory the buffers the watermark
+// emptied once there are enough of them.
 func (e *Engine) writeOrphanLog() error {
 	l := &e.olog
+	for _, ks := range l.cleared {
+		c := e.chunkFor(1 + binary.MaxVarintLen32 + len(ks))
+		c.b = appendLogString(append(c.b, recClear), string(ks))
+	}
+	l.cleared = l.cleared[:0]
 	for i := range l.pending {
 		c := &l.pending[i]
-		if !c.passed(e.wmN) { // else dead already: its orphans are forgotten
-			binary.BigEndian.PutUint64(c.b, uint64(c.newest))
-			if err := e.st.Set(e.chunkKey(c.n), c.b); err != nil {
-				return fmt.Errorf("write orphan log chunk %d: %w", c.n, err)
-			}
-			l.live = append(l.live, logChunk{n: c.n, newest: c.newest})
+		binary.BigEndian.PutUint64(c.b, uint64(c.horizon))
+		if err := e.st.Set(e.chunkKey(c.n), c.b); err != nil {
+			return fmt.Errorf("write orphan log chunk %d: %w", c.n, err)
 		}
+		l.live = append(l.live, logChunk{n: c.n, horizon: c.horizon})
 		l.free = append(l.free, c.b)
 		*c = logChunk{}
 	}
 	l.pending = l.pending[:0]
-	keep := l.live[:0]
-	for _, c := range l.live {
-		if !c.passed(e.wmN) {
-			keep = append(keep, c)
-			continue
+	gone := 0
+	for gone < len(l.live) && l.live[gone].passed(e.wmN) {
+		n := l.live[gone].n
+		if err := e.st.Delete(e.chunkKey(n)); err != nil {
+			return fmt.Errorf("delete orphan log chunk %d: %w", n, err)
 		}
-		if err := e.st.Delete(e.chunkKey(c.n)); err != nil {
-			return fmt.Errorf("delete orphan log chunk %d: %w", c.n, err)
-		}
-		if l.readN == c.n {
+		if l.readN == n {
 			l.readN, l.readV = 0, nil
 		}
+		gone++
 	}
-	l.live = keep
+	l.live = append(l.live[:0], l.live[gone:]...)
+	e.pruneOrphans()
 	return nil
 }
 
-// loadOrphanLog lists the chunks in the Store, at start.
-func (e *Engine) loadOrphanLog() error {
-	err := e.st.Scan(orphanLogPrefix, func(k, v []byte) error {
-		if len(k) != len(orphanLogPrefix)+8 || len(v) < 8 {
-			return nil // not a chunk this build wrote; left alone
+// pruneOrphans drops the orphan buffers the watermark emptied, once the
+// buffers in memory have doubled since the last time: amortized, a
+// constant per buffer.
+func (e *Engine) pruneOrphans() {
+	total := 0
+	for _, r := range e.orphanRules {
+		total += len(r.states)
+	}
+	if total <= max(e.olog.pruneAt, 1024) {
+		return
+	}
+	left := 0
+	for _, r := range e.orphanRules {
+		for key, ent := range r.states {
+			e.forgetOrphans(&ent.rs)
+			if len(ent.rs.orphans) == 0 && !ent.dirty {
+				delete(r.states, key)
+				continue
+			}
+			left++
 		}
-		e.olog.live = append(e.olog.live, logChunk{
-			n:      binary.BigEndian.Uint64(k[len(orphanLogPrefix):]),
-			newest: int64(binary.BigEndian.Uint64(v)),
-		})
+	}
+	e.lastOrphans = nil
+	e.olog.pruneAt = 2 * left
+}
+
+// loadOrphanLog rebuilds the orphan buffers from the log at start, and
+// deletes the orphan state of earlier layouts.
+func (e *Engine) loadOrphanLog() error {
+	var legacy [][2][]byte
+	err := e.st.Scan(legacyOrphanPrefix, func(k, v []byte) error {
+		legacy = append(legacy, [2][]byte{bytes.Clone(k), bytes.Clone(v)})
 		return nil
+	})
+	if err == nil {
+		err = e.st.Scan(legacyChunkPrefix, func(k, _ []byte) error {
+			legacy = append(legacy, [2][]byte{bytes.Clone(k), nil})
+			return nil
+		})
+	}
+	for _, kv := range legacy {
+		if err != nil {
+			break
+		}
+		if kv[1] != nil {
+			err = e.releaseEvents(kv[0], kv[1])
+			e.stats.StateDiscarded++
+		}
+		if err == nil {
+			err = e.st.Delete(kv[0])
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("operators: drop orphans of an earlier layout: %w", err)
+	}
+	err = e.st.Scan(orphanLogPrefix, func(k, v []byte) error {
+		if len(k) != len(orphanLogPrefix)+8 || len(v) < 8 {
+			return fmt.Errorf("%w: orphan log key %q", errMalformedState, k)
+		}
+		c := logChunk{n: binary.BigEndian.Uint64(k[len(orphanLogPrefix):]), horizon: int64(binary.BigEndian.Uint64(v))}
+		e.olog.live = append(e.olog.live, c)
+		return e.replayChunk(c.n, v) // in key order: the order they were written
 	})
 	if err != nil {
 		return fmt.Errorf("operators: read orphan log: %w", err)
+	}
+	return nil
+}
+
+// replayChunk applies the snapshots and clears of chunk n (value v), as
+// the Flush that wrote it left the buffers. The Store scans keys in
+// order, so chunks come in the order they were written.
+func (e *Engine) replayChunk(n uint64, v []byte) error {
+	d := &reader{b: v, off: 8}
+	for d.off < len(d.b) && d.err == nil {
+		switch d.byte() {
+		case recEvent:
+			d.bytes()
+		case recSnapshot:
+			ks, key := event.Keyspace(d.str()), d.str()
+			orphans := d.orphans(true)
+			r := e.orphanRules[ks]
+			if d.err != nil || r == nil {
+				continue // no ordered sequence in the keyspace any more
+			}
+			keep := orphans[:0]
+			for _, o := range orphans {
+				if o.t >= e.wmN {
+					keep = append(keep, o)
+				}
+			}
+			if len(keep) == 0 {
+				delete(r.states, key)
+				continue
+			}
+			ent := r.states[key]
+			if ent == nil {
+				ent = &entry{key: key, r: r}
+				r.states[key] = ent
+			}
+			ent.rs.orphans = keep
+		case recClear:
+			if r := e.orphanRules[event.Keyspace(d.str())]; r != nil {
+				clear(r.states)
+			}
+		default:
+			d.fail("record tag")
+		}
+	}
+	if d.err != nil {
+		return fmt.Errorf("chunk %d: %w", n, d.err)
 	}
 	return nil
 }

@@ -2,6 +2,7 @@ package operators
 
 import (
 	"bytes"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -16,12 +17,13 @@ func chunkKeys(st *MemStore) []string {
 	return out
 }
 
-// TestOrphanLog: the orphans of a batch are one chunk of the orphan log,
-// not blobs; a restarted engine reads an adopted orphan's event back from
-// it whole; the chunk stays while the watermark has not passed its newest
-// event and goes once it has.
+// TestOrphanLog: the orphans of a batch are one chunk of the orphan log
+// — their events and buffers — not blobs or state keys; a restarted
+// engine rebuilds the buffers from it and reads an adopted orphan's event
+// back whole; chunks stay while the watermark has not passed the newest
+// event they name and go once it has.
 func TestOrphanLog(t *testing.T) {
-	set := loadRules(t, orphanTestRules[:4]...) // the ordered ones: t.un buffers its own
+	set := loadRules(t, orphanTestRules[:3]...) // the sequences that start with a failure
 	st := NewMemStore()
 	opts := Options{Lateness: 2 * time.Minute}
 	eng, err := NewEngine(set, st, opts)
@@ -39,8 +41,8 @@ func TestOrphanLog(t *testing.T) {
 	if err := eng.Flush(); err != nil {
 		t.Fatal(err)
 	}
-	if c, b := chunkKeys(st), blobKeys(st); len(c) != 1 || len(b) != 0 {
-		t.Fatalf("three orphans: %d chunks and %d blobs, want one chunk and no blob", len(c), len(b))
+	if c, b := chunkKeys(st), blobKeys(st); len(c) != 1 || len(b) != 0 || st.Len() != 2 {
+		t.Fatalf("three orphans: %d chunks, %d blobs, %d keys in all; want one chunk, no blob, the chunk and the watermark", len(c), len(b), st.Len())
 	}
 
 	// A restarted engine has nothing cached: the failure that makes
@@ -71,15 +73,33 @@ func TestOrphanLog(t *testing.T) {
 		t.Fatalf("after the adoption: stored counts %v, want [3 3] (the failure, the adopted success)", b)
 	}
 
-	// The chunk's newest event is a's success at t0.
+	// Another restart finds b's and c's orphans, and a's no more: the
+	// later snapshot of a's buffer (empty) replaces the first.
+	eng, err = NewEngine(set, st, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, u := range []string{"a", "b", "c"} {
+		ent := eng.orphanRules[event.KeyUser].states[u]
+		if n := 0; ent != nil {
+			n = len(ent.rs.orphans)
+			if want := map[bool]int{true: 0, false: 1}[u == "a"]; n != want {
+				t.Fatalf("after a restart, %s's buffer holds %d orphans, want %d", u, n, want)
+			}
+		} else if u != "a" {
+			t.Fatalf("after a restart, %s's orphan buffer is gone", u)
+		}
+	}
+
+	// The newest event the chunks name is a's success at t0.
 	if _, err := eng.Advance(t0); err != nil {
 		t.Fatal(err)
 	}
 	if err := eng.Flush(); err != nil {
 		t.Fatal(err)
 	}
-	if c := chunkKeys(st); len(c) != 1 {
-		t.Fatalf("watermark at the chunk's newest event: %d chunks, want it kept", len(c))
+	if c := chunkKeys(st); len(c) != 2 {
+		t.Fatalf("watermark at the newest event the chunks name: %d chunks, want both kept (the second, a's empty buffer, must not go before the first)", len(c))
 	}
 	if _, err := eng.Advance(t0.Add(time.Nanosecond)); err != nil {
 		t.Fatal(err)
@@ -88,6 +108,82 @@ func TestOrphanLog(t *testing.T) {
 		t.Fatal(err)
 	}
 	if c := chunkKeys(st); len(c) != 0 {
-		t.Fatalf("watermark past the chunk's newest event: %d chunks, want none", len(c))
+		t.Fatalf("watermark past the newest event the chunks name: %d chunks, want none", len(c))
+	}
+}
+
+// TestOrphanLogReloadClears: when a reload removes a keyspace's last
+// ordered sequence, its orphan buffers go — also from the log, so that
+// the sequences put back and restarted do not adopt what they held.
+func TestOrphanLogReloadClears(t *testing.T) {
+	seqs := orphanTestRules[:3]
+	st := NewMemStore()
+	opts := Options{Lateness: 2 * time.Minute}
+	eng, err := NewEngine(loadRules(t, seqs...), st, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t0 := time.Date(2025, 5, 1, 9, 0, 0, 0, time.UTC)
+	ok := event.Event{ID: "s-a", Time: t0, Type: "logon", Outcome: event.OutcomeSuccess, User: "a"}
+	if _, err := eng.Process(event.KeyUser, "a", &ok); err != nil {
+		t.Fatal(err)
+	}
+	for _, set := range [][]string{orphanTestRules[4:], seqs} { // the unordered one alone, then the three back
+		if err := eng.Flush(); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := eng.Reload(loadRules(t, set...)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := eng.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	eng, err = NewEngine(loadRules(t, seqs...), st, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fail := event.Event{ID: "f-a", Time: t0.Add(-time.Minute), Type: "logon", Outcome: event.OutcomeFailure, User: "a"}
+	as, err := eng.Process(event.KeyUser, "a", &fail)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(as) != 0 {
+		t.Fatalf("a failure before a success held by removed sequences: %d alerts, want none", len(as))
+	}
+}
+
+// TestOrphanBuffersPruned: once there are many, the buffers the watermark
+// emptied leave memory; the others stay, and their orphans are adopted.
+func TestOrphanBuffersPruned(t *testing.T) {
+	eng, err := NewEngine(loadRules(t, orphanTestRules[:1]...), NewMemStore(), Options{Lateness: 2 * time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t0 := time.Date(2025, 5, 1, 9, 0, 0, 0, time.UTC)
+	const users = 1500
+	for i := range users {
+		u := fmt.Sprint("u", i)
+		ok := event.Event{ID: "s-" + u, Time: t0.Add(time.Duration(i) * time.Millisecond), Type: "logon", Outcome: event.OutcomeSuccess, User: u}
+		if _, err := eng.Process(event.KeyUser, u, &ok); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := eng.Advance(t0.Add(1000 * time.Millisecond)); err != nil {
+		t.Fatal(err)
+	}
+	if err := eng.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(eng.orphanRules[event.KeyUser].states); n != users-1000 {
+		t.Fatalf("%d orphan buffers in memory, want %d: those the watermark emptied go", n, users-1000)
+	}
+	fail := event.Event{ID: "f", Time: t0.Add(1100 * time.Millisecond), Type: "logon", Outcome: event.OutcomeFailure, User: "u1200"}
+	as, err := eng.Process(event.KeyUser, "u1200", &fail)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(as) != 1 {
+		t.Fatalf("a failure before a kept orphan: %d alerts, want 1", len(as))
 	}
 }

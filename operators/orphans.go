@@ -1,7 +1,6 @@
 package operators
 
 import (
-	"fmt"
 	"sort"
 
 	"github.com/vigil-sec/vigil/pipeline/event"
@@ -227,19 +226,10 @@ func (e *Engine) adoptOrphans(r *crule, ks event.Keyspace, key string, rs *ruleS
 // disownOrphans takes a removed or changed rule's claim off every orphan
 // of its keyspace, as drop takes its state: put back with the same
 // version, it must not adopt what it held before.
-func (e *Engine) disownOrphans(r *crule) error {
+func (e *Engine) disownOrphans(r *crule) {
 	pr := e.orphanRules[r.Keyspace]
-	if pr == nil || r.pseudo {
-		return nil
-	}
-	keys, err := e.storedKeys(pr)
-	if err != nil {
-		return fmt.Errorf("operators: reload: orphans of %s: %w", r.ID, err)
-	}
-	for _, k := range keys { // cached from here on, with the keys changed since the last Flush
-		if _, err := e.load(pr, k); err != nil {
-			return fmt.Errorf("operators: reload: orphans of %s: %w", r.ID, err)
-		}
+	if pr == nil {
+		return
 	}
 	for _, ent := range pr.states {
 		changed := false
@@ -255,5 +245,4 @@ func (e *Engine) disownOrphans(r *crule) error {
 			e.touch(ent)
 		}
 	}
-	return nil
 }

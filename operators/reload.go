@@ -82,12 +82,14 @@ func (e *Engine) Reload(set *rules.Set) (Changes, error) {
 		if !newByID[o.ID] && !o.pseudo {
 			ch.Removed = append(ch.Removed, o.ID)
 		}
+		if o.pseudo {
+			e.clearOrphans(o)
+			continue
+		}
 		if err := e.drop(o); err != nil {
 			return ch, err
 		}
-		if err := e.disownOrphans(o); err != nil {
-			return ch, err
-		}
+		e.disownOrphans(o)
 	}
 	// Timers of kept rules move to the new rule values; the others go.
 	ts := e.timers[:0]

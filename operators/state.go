@@ -376,24 +376,32 @@ func (sc *encodeScratch) appendState(b []byte, s *ruleState, r *rules.Rule) []by
 	}
 	if len(s.orphans) > 0 {
 		b = append(b, tagOrphansLog)
-		b = binary.AppendUvarint(b, uint64(len(s.orphans)))
-		prev := int64(0)
-		for i := range s.orphans {
-			o := &s.orphans[i]
-			b = binary.LittleEndian.AppendUint64(b, o.h)
-			b = binary.AppendVarint(b, o.t-prev)
-			prev = o.t
-			b = binary.AppendUvarint(b, o.blob)
-			if o.blob == 0 {
-				b = binary.AppendUvarint(b, o.chunk)
-				b = binary.AppendUvarint(b, uint64(o.off))
-				b = binary.AppendUvarint(b, uint64(o.n))
-			}
-			b = binary.AppendUvarint(b, uint64(len(o.owners)))
-			for _, w := range o.owners {
-				b = binary.LittleEndian.AppendUint64(b, w.rule)
-				b = binary.AppendUvarint(b, w.mask)
-			}
+		b = appendOrphans(b, s.orphans)
+	}
+	return b
+}
+
+// appendOrphans appends an orphan buffer: its count, then each orphan in
+// time order. The section of state version 8 (tagOrphansLog) and a
+// snapshot of the orphan log (orphanlog.go).
+func appendOrphans(b []byte, orphans []orphan) []byte {
+	b = binary.AppendUvarint(b, uint64(len(orphans)))
+	prev := int64(0)
+	for i := range orphans {
+		o := &orphans[i]
+		b = binary.LittleEndian.AppendUint64(b, o.h)
+		b = binary.AppendVarint(b, o.t-prev)
+		prev = o.t
+		b = binary.AppendUvarint(b, o.blob)
+		if o.blob == 0 {
+			b = binary.AppendUvarint(b, o.chunk)
+			b = binary.AppendUvarint(b, uint64(o.off))
+			b = binary.AppendUvarint(b, uint64(o.n))
+		}
+		b = binary.AppendUvarint(b, uint64(len(o.owners)))
+		for _, w := range o.owners {
+			b = binary.LittleEndian.AppendUint64(b, w.rule)
+			b = binary.AppendUvarint(b, w.mask)
 		}
 	}
 	return b
@@ -575,25 +583,7 @@ func decodeState(v []byte, s *ruleState) error {
 		case tagSupp:
 			s.supp = d.timeMap()
 		case tagOrphans, tagOrphansLog:
-			n := d.count(11)
-			s.orphans = make([]orphan, n)
-			prev := int64(0)
-			for i := range s.orphans {
-				o := &s.orphans[i]
-				o.h = d.fixed64()
-				o.t = prev + d.varint()
-				prev = o.t
-				o.blob = d.uvarint()
-				if o.blob == 0 && tag == tagOrphansLog {
-					o.chunk = d.uvarint()
-					o.off = uint32(d.uvarint())
-					o.n = uint32(d.uvarint())
-				}
-				o.owners = make([]owner, d.count(9))
-				for j := range o.owners {
-					o.owners[j] = owner{rule: d.fixed64(), mask: d.uvarint()}
-				}
-			}
+			s.orphans = d.orphans(tag == tagOrphansLog)
 		default:
 			return fmt.Errorf("%w: unknown section %d", errMalformedState, tag)
 		}
@@ -645,6 +635,30 @@ func (d *reader) event() (blob uint64, ev []byte) {
 		return 0, d.bytes()
 	}
 	return d.uvarint(), nil
+}
+
+// orphans reads what appendOrphans wrote (log false: a version 7
+// section, every orphan's event a blob).
+func (d *reader) orphans(log bool) []orphan {
+	out := make([]orphan, d.count(11))
+	prev := int64(0)
+	for i := range out {
+		o := &out[i]
+		o.h = d.fixed64()
+		o.t = prev + d.varint()
+		prev = o.t
+		o.blob = d.uvarint()
+		if o.blob == 0 && log {
+			o.chunk = d.uvarint()
+			o.off = uint32(d.uvarint())
+			o.n = uint32(d.uvarint())
+		}
+		o.owners = make([]owner, d.count(9))
+		for j := range o.owners {
+			o.owners[j] = owner{rule: d.fixed64(), mask: d.uvarint()}
+		}
+	}
+	return out
 }
 
 func (d *reader) fail(what string) {
