@@ -2,6 +2,7 @@ package operators
 
 import (
 	"bytes"
+	"encoding/binary"
 	"fmt"
 	"strings"
 	"testing"
@@ -185,5 +186,36 @@ func TestOrphanBuffersPruned(t *testing.T) {
 	}
 	if len(as) != 1 {
 		t.Fatalf("a failure before a kept orphan: %d alerts, want 1", len(as))
+	}
+}
+
+// TestOrphanLogDropsOldLayout: at start, an orphan buffer kept as a state
+// value (state version 7, its event a blob) releases the blob and goes,
+// and so do the chunks of the first log (o/<n>).
+func TestOrphanLogDropsOldLayout(t *testing.T) {
+	st := NewMemStore()
+	t0 := time.Date(2025, 5, 1, 9, 0, 0, 0, time.UTC)
+	old := []orphan{{h: 1, t: nanos(t0), blob: 5, owners: []owner{{rule: 9, mask: 2}}}}
+	v := binary.BigEndian.AppendUint64(nil, uint64(nanos(t0)))
+	v = appendOrphans(append(v, 7, tagOrphans), old)
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	must(st.Set([]byte("s/"+orphanRulePrefix+"user@1/a"), v))
+	must(st.Set(append([]byte("e/"), binary.BigEndian.AppendUint64(nil, 5)...), append([]byte{1}, "an event"...)))
+	must(st.Set(append([]byte("o/"), binary.BigEndian.AppendUint64(nil, 6)...), make([]byte, 20)))
+	eng, err := NewEngine(loadRules(t, orphanTestRules[:3]...), st, Options{Lateness: time.Minute})
+	must(err)
+	must(eng.Flush())
+	var left []string
+	must(st.Scan(nil, func(k, _ []byte) error { left = append(left, string(k)); return nil }))
+	if len(left) != 0 {
+		t.Fatalf("keys left: %q, want none", left)
+	}
+	if n := eng.Stats().StateDiscarded; n != 1 {
+		t.Fatalf("StateDiscarded %d, want 1", n)
 	}
 }

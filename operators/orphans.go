@@ -22,17 +22,18 @@ import (
 // So while a sequence buffers nothing for a key, such an event goes to the
 // key's orphan buffer instead: one per keyspace and key, the state of a
 // pseudo-rule of the keyspace, holding each orphan once with its owners —
-// the sequences (by a hash of id@version) that want it and the steps it matches for
-// each. When something enters the sequence's own buffer for the key (a
+// the sequences (by a hash of id@version) that want it and the steps it
+// matches for each. When something enters the sequence's own buffer for the key (a
 // first step, an until), its orphans move there, each as the entry it
 // would have been, before the replay; an orphan the watermark passes is
 // forgotten, as the sequence forgets a later step with nothing before it.
 // What a sequence replays is then what it replayed with the orphans in its
 // own buffer (TestOrphanBufferMatchesOwnBuffers).
 //
-// An orphan's event is not a blob but a record of the orphan log
-// (orphanlog.go): written with the batch's other orphans, never deleted on
-// its own, and copied into a blob only when a sequence adopts it.
+// The buffers are not Store values like other states: they stay in memory
+// (a lateness of orphans, without their events) and what a batch did to
+// them goes to the orphan log with the orphans' events (orphanlog.go). An
+// orphan's event becomes a blob only when a sequence adopts it.
 
 // orphanRulePrefix starts the id of a keyspace's orphan rule; a rule id
 // cannot begin with '~' (rules.idPattern).

@@ -57,7 +57,10 @@ const stateVersion = 8
 // of its event's id (re-deliveries are recognised by it); the alert reads
 // the ids from the events themselves. 7 adds the orphan section (a
 // build that does not know it must not read such a value as malformed),
-// 8 orphans whose events are in the orphan log (tagOrphansLog).
+// 8 the orphan section with events in the orphan log (tagOrphansLog).
+// Orphan buffers have since left state values for the orphan log, which
+// writes its snapshots with appendOrphans; the sections of 7 and 8 are
+// read only to release the blobs of an older layout's buffers at start.
 const (
 	stateVersionInline = 2
 	stateVersionBlobs  = 3
@@ -374,16 +377,12 @@ func (sc *encodeScratch) appendState(b []byte, s *ruleState, r *rules.Rule) []by
 		b = append(b, tagSupp)
 		b = appendTimeMap(b, s.supp)
 	}
-	if len(s.orphans) > 0 {
-		b = append(b, tagOrphansLog)
-		b = appendOrphans(b, s.orphans)
-	}
 	return b
 }
 
 // appendOrphans appends an orphan buffer: its count, then each orphan in
-// time order. The section of state version 8 (tagOrphansLog) and a
-// snapshot of the orphan log (orphanlog.go).
+// time order — a snapshot of the orphan log (orphanlog.go), as the
+// section of state version 8 (tagOrphansLog) was.
 func appendOrphans(b []byte, orphans []orphan) []byte {
 	b = binary.AppendUvarint(b, uint64(len(orphans)))
 	prev := int64(0)
