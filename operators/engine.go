@@ -139,6 +139,7 @@ type Engine struct {
 	timers      timerHeap
 
 	kbuf, vbuf  []byte // Store key and value buffers, reused
+	mbuf        []byte // orphanEncoding's scratch
 	esc         encodeScratch
 	marks       []uint32 // distinct counting scratch (epoch marks)
 	epoch       uint32
@@ -547,15 +548,31 @@ type encoded struct {
 // encoding returns ev's encoding, made once per Process.
 func (e *Engine) encoding(ev *event.Event) []byte {
 	if e.enc.ev != ev {
-		var b []byte
+		e.enc = encoded{ev: ev}
+	}
+	if e.enc.b == nil {
 		if e.input != nil {
-			b = bytes.Clone(e.input) // ev's own encoding: a copy is cheaper than encoding again
+			e.enc.b = bytes.Clone(e.input) // ev's own encoding: a copy is cheaper than encoding again
 		} else {
-			b, _ = event.Marshal(ev) // cannot fail for a time.Time; sized once
+			e.enc.b, _ = event.Marshal(ev) // cannot fail for a time.Time; sized once
 		}
-		e.enc = encoded{ev: ev, b: b}
 	}
 	return e.enc.b
+}
+
+// orphanEncoding returns the current event's encoding for the orphan
+// log, which copies it: the Process's shared encoding when a state
+// buffers the event too, else the caller's bytes or a scratch encoding —
+// no copy of its own per orphan.
+func (e *Engine) orphanEncoding() []byte {
+	switch {
+	case e.enc.b != nil:
+		return e.enc.b
+	case e.input != nil:
+		return e.input
+	}
+	e.mbuf, _ = event.AppendMarshal(e.mbuf[:0], e.enc.ev) // cannot fail for a time.Time
+	return e.mbuf
 }
 
 // encode returns ev's blob number and encoding, made once per Process.

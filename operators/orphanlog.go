@@ -146,11 +146,7 @@ func (e *Engine) logSnapshot(ent *entry) {
 	c.b = appendLogString(c.b, ent.key)
 	c.b = appendOrphans(c.b, rs.orphans)
 	for i := range rs.orphans {
-		o := &rs.orphans[i]
-		c.horizon = max(c.horizon, o.t)
-		if o.blob == 0 {
-			o.ev = nil // in the log from this Flush on: memory holds a lateness of orphans' metadata, not their events
-		}
+		c.horizon = max(c.horizon, rs.orphans[i].t)
 	}
 }
 
@@ -169,21 +165,9 @@ func (e *Engine) clearOrphans(r *crule) {
 	e.olog.cleared = append(e.olog.cleared, r.Keyspace)
 }
 
-// orphanEvent returns o's event: in memory since it arrived, or read from
-// its blob or chunk. nil when the Store lost it (counted in
-// Stats.EventsMissing).
+// orphanEvent returns a copy of o's event, from the pending chunk or the
+// Store; nil when the Store lost it (counted in Stats.EventsMissing).
 func (e *Engine) orphanEvent(o *orphan) ([]byte, error) {
-	if o.ev != nil {
-		return o.ev, nil
-	}
-	if o.blob != 0 {
-		_, ev, ok, err := e.readBlob(o.blob)
-		if err != nil || ok {
-			return ev, err
-		}
-		e.stats.EventsMissing++
-		return nil, nil
-	}
 	l := &e.olog
 	var v []byte
 	for i := range l.pending {
@@ -213,12 +197,9 @@ func (e *Engine) orphanEvent(o *orphan) ([]byte, error) {
 }
 
 // adoptedBlob returns the blob number and event of an orphan a sequence
-// adopts: its own blob (state version 7), or a new blob holding the
-// event, shared by the sequences that adopt it in the same Process.
+// adopts: a new blob holding its event, shared by the sequences that
+// adopt it in the same Process.
 func (e *Engine) adoptedBlob(o *orphan) (uint64, []byte, error) {
-	if o.blob != 0 {
-		return o.blob, o.ev, nil
-	}
 	l := &e.olog
 	at := [2]uint64{o.chunk, uint64(o.off)}
 	if l.adoptedN != 0 && l.adoptedIn == e.stats.Events && l.adoptedAt == at {

@@ -41,13 +41,14 @@ const orphanRulePrefix = "~orphans."
 
 // orphan is an event held for the sequences that own it.
 type orphan struct {
-	h    uint64 // idHash of its id
-	t    int64
-	blob uint64 // its blob (state version 7); 0 when in the orphan log
+	h uint64 // idHash of its id
+	t int64
 	// chunk, off, n: where its event is in the orphan log (orphanlog.go)
 	chunk  uint64
 	off, n uint32
-	ev     []byte // nil until read
+	// blob is its event's blob in the buffers of state version 7, read
+	// only to release it (loadOrphanLog); 0 in the log.
+	blob   uint64
 	owners []owner
 }
 
@@ -86,13 +87,17 @@ func (e *Engine) addOrphan(r *crule, ks event.Keyspace, key string, ev *event.Ev
 		}
 	}
 	if o == nil {
-		b := e.encoding(ev)
-		if e.enc.chunk == 0 { // once per Process: the other keyspaces' orphans are other events
-			e.enc.chunk, e.enc.off, e.enc.l = e.logOrphan(b, t)
+		if e.enc.ev != ev {
+			e.enc = encoded{ev: ev}
+		}
+		if e.enc.chunk == 0 { // logged once per Process
+			e.enc.chunk, e.enc.off, e.enc.l = e.logOrphan(e.orphanEncoding(), t)
 		}
 		rs.orphans = append(rs.orphans, orphan{})
 		copy(rs.orphans[i+1:], rs.orphans[i:])
-		rs.orphans[i] = orphan{h: h, t: t, chunk: e.enc.chunk, off: e.enc.off, n: e.enc.l, ev: b}
+		// No copy of the event in memory: until the Flush it is in the
+		// pending chunk, then in the Store (orphanEvent).
+		rs.orphans[i] = orphan{h: h, t: t, chunk: e.enc.chunk, off: e.enc.off, n: e.enc.l}
 		o = &rs.orphans[i]
 	}
 	if o.owner(r.ref) >= 0 {

@@ -611,8 +611,9 @@ func (s *ruleState) eachEvent(fn func(blob *uint64, ev *[]byte)) {
 		}
 	}
 	for i := range s.orphans {
-		if s.orphans[i].blob != 0 { // else in the orphan log
-			fn(&s.orphans[i].blob, &s.orphans[i].ev)
+		if s.orphans[i].blob != 0 { // a version 7 buffer's (loadOrphanLog releases them); else in the log
+			var ev []byte
+			fn(&s.orphans[i].blob, &ev)
 		}
 	}
 }
