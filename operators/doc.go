@@ -42,7 +42,9 @@
 // decoded only for an alert) and hashes of the matches already emitted —
 // except that while it buffers nothing for the key, an event only its
 // later steps want waits in the key's orphan buffer, shared by all the
-// keyspace's sequences (orphans.go, "s/~orphans.<keyspace>@1/<key>"); a
+// keyspace's sequences (orphans.go): buffers kept in memory for a
+// lateness, their events and changes appended per batch to the orphan log
+// ("l/<number>", orphanlog.go) and rebuilt from it by NewEngine; a
 // threshold, per group, only a hash of the id, the time, distinct value
 // (in a per-group dictionary) and sum term of each event in the window —
 // a threshold whose having reads only distinct forgets an entry whose
@@ -57,7 +59,8 @@
 // the last Flush, which the stage calls before committing its transaction.
 // After an aborted transaction the stage drops the Engine and builds a new
 // one over the rolled-back Store: all in-memory state is rebuilt from the
-// Store (lazily per key; absence timers eagerly in NewEngine).
+// Store (lazily per key; absence timers and orphan buffers eagerly in
+// NewEngine).
 //
 // # Reload
 //
@@ -70,7 +73,8 @@
 //
 // # Cost
 //
-// Per event: one dispatch-map lookup per hint field, the dispatched
+// Per event: one probe of the dispatch memo (the steps for its Action,
+// Source, Type and Category), the dispatched
 // conditions run on one reused expr VM over the event boxed once, and no
 // allocation unless a rule keeps or emits something (BENCHMARKS.md has
 // the numbers and profiles).
