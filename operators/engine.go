@@ -46,7 +46,10 @@ type Options struct {
 	Lateness time.Duration
 	// MaxCached bounds the number of per-key states kept in memory after a
 	// Flush (clean states beyond it are dropped and re-read on demand).
-	// Default 100000.
+	// Orphan buffers, which live in memory whole for a lateness (about
+	// 250 bytes an orphan), are bounded by the same number: past it a
+	// Flush drops the keys' whose newest orphans are oldest, down to three
+	// quarters of it (Stats.OrphansDropped). Default 100000.
 	MaxCached int
 	// SweepEvery is how far (in event time) the watermark moves between
 	// two sweeps of expired state in the Store. Default 1 minute.
@@ -74,6 +77,10 @@ type Stats struct {
 	// when an alert needed them (a corrupt Store): the alert names them by
 	// id and time only.
 	EventsMissing uint64
+	// OrphansDropped counts orphans let go early because the orphan
+	// buffers outgrew Options.MaxCached: an earlier step arriving later
+	// than them no longer completes a sequence with them.
+	OrphansDropped uint64
 }
 
 var (
@@ -871,6 +878,7 @@ func (e *Engine) touch(ent *entry) {
 
 // Flush writes dirty state to the Store.
 func (e *Engine) Flush() error {
+	e.shedOrphans()
 	for i, ent := range e.dirty {
 		if ent.dead {
 			continue

@@ -2,8 +2,10 @@ package operators
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/binary"
 	"fmt"
+	"slices"
 
 	"github.com/klauspost/compress/s2"
 
@@ -274,7 +276,7 @@ func (e *Engine) pruneOrphans() {
 	for _, r := range e.orphanRules {
 		total += len(r.states)
 	}
-	if total <= max(e.olog.pruneAt, 1024) {
+	if total <= max(e.olog.pruneAt, 1024) && total <= e.opts.MaxCached*3/4 {
 		return
 	}
 	left := 0
@@ -290,6 +292,40 @@ func (e *Engine) pruneOrphans() {
 	}
 	e.lastOrphans = nil
 	e.olog.pruneAt = 2 * left
+}
+
+// shedOrphans keeps the orphan buffers within Options.MaxCached keys: past
+// it, the buffers whose newest orphan is oldest are emptied (and logged
+// empty by this Flush) down to three quarters of it. Out-of-order first
+// steps come seconds late, an alert's round trip through the alerts
+// topic, so the oldest orphans are the ones least likely to be adopted.
+func (e *Engine) shedOrphans() {
+	total := 0
+	for _, r := range e.orphanRules {
+		total += len(r.states) // with the emptied ones pruneOrphans has not dropped yet
+	}
+	if total <= e.opts.MaxCached {
+		return
+	}
+	var ents []*entry
+	for _, r := range e.orphanRules {
+		for _, ent := range r.states {
+			if len(ent.rs.orphans) > 0 {
+				ents = append(ents, ent)
+			}
+		}
+	}
+	if len(ents) <= e.opts.MaxCached {
+		return
+	}
+	newest := func(ent *entry) int64 { return ent.rs.orphans[len(ent.rs.orphans)-1].t }
+	slices.SortFunc(ents, func(a, b *entry) int { return cmp.Compare(newest(a), newest(b)) })
+	for _, ent := range ents[:len(ents)-e.opts.MaxCached*3/4] {
+		e.stats.OrphansDropped += uint64(len(ent.rs.orphans))
+		clear(ent.rs.orphans)
+		ent.rs.orphans = ent.rs.orphans[:0]
+		e.touch(ent)
+	}
 }
 
 // loadOrphanLog rebuilds the orphan buffers from the log at start, and

@@ -219,3 +219,54 @@ func TestOrphanLogDropsOldLayout(t *testing.T) {
 		t.Fatalf("StateDiscarded %d, want 1", n)
 	}
 }
+
+// TestOrphanBuffersBounded: past Options.MaxCached keys, a Flush empties
+// the buffers whose orphans are oldest — in memory and in the log — and
+// counts what it dropped; the newest stay and are adopted.
+func TestOrphanBuffersBounded(t *testing.T) {
+	st := NewMemStore()
+	set := loadRules(t, orphanTestRules[:1]...)
+	opts := Options{Lateness: time.Hour, MaxCached: 40}
+	eng, err := NewEngine(set, st, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t0 := time.Date(2025, 5, 1, 9, 0, 0, 0, time.UTC)
+	const users = 100
+	for i := range users {
+		u := fmt.Sprint("u", i)
+		ok := event.Event{ID: "s-" + u, Time: t0.Add(time.Duration(i) * time.Second), Type: "logon", Outcome: event.OutcomeSuccess, User: u}
+		if _, err := eng.Process(event.KeyUser, u, &ok); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := eng.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if err := eng.Flush(); err != nil { // the emptied buffers leave memory
+		t.Fatal(err)
+	}
+	if n := eng.Stats().OrphansDropped; n != users-30 {
+		t.Fatalf("%d orphans dropped, want %d (down to three quarters of 40 keys)", n, users-30)
+	}
+	eng, err = NewEngine(set, st, opts) // the log says the same
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := len(eng.orphanRules[event.KeyUser].states); n != 30 {
+		t.Fatalf("after a restart %d orphan buffers, want the newest 30", n)
+	}
+	for _, c := range []struct {
+		u    string
+		want int
+	}{{"u69", 0}, {"u70", 1}} {
+		fail := event.Event{ID: "f-" + c.u, Time: t0, Type: "logon", Outcome: event.OutcomeFailure, User: c.u}
+		as, err := eng.Process(event.KeyUser, c.u, &fail)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(as) != c.want {
+			t.Fatalf("failure before %s's success: %d alerts, want %d", c.u, len(as), c.want)
+		}
+	}
+}

@@ -50,9 +50,10 @@ type Topics struct {
 
 // Metrics of the correlate stage.
 type Metrics struct {
-	late   prometheus.Counter
-	alerts *prometheus.CounterVec
-	steps  prometheus.Counter
+	late    prometheus.Counter
+	alerts  *prometheus.CounterVec
+	steps   prometheus.Counter
+	orphans prometheus.Counter
 }
 
 // NewMetrics registers the stage's metrics on reg (nil: unregistered).
@@ -67,9 +68,13 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		steps: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "vigil_correlate_steps_evaluated_total", Help: "Rule conditions evaluated.",
 		}),
+		orphans: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "vigil_correlate_orphans_dropped_total",
+			Help: "Events held for a sequence's earlier step arriving out of order, let go early because the orphan buffers outgrew the cache bound.",
+		}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.late, m.alerts, m.steps)
+		reg.MustRegister(m.late, m.alerts, m.steps, m.orphans)
 	}
 	return m
 }
@@ -141,10 +146,11 @@ type processor struct {
 	ev     event.Event
 	alerts string
 	m      *Metrics
-	steps  uint64
-	clk    *clock
-	now    func() time.Time
-	busy   bool // events processed since the last EndBatch
+	// steps and orphans are the engine's counts already added to m.
+	steps, orphans uint64
+	clk            *clock
+	now            func() time.Time
+	busy           bool // events processed since the last EndBatch
 	// events and keyspaces route alerts back in for chained rules.
 	events    map[event.Keyspace]string
 	keyspaces []event.Keyspace
@@ -247,10 +253,14 @@ func (p *processor) EndBatch(_ context.Context, out *runtime.Output) error {
 	if err := p.emit(as, out); err != nil {
 		return err
 	}
+	if err := p.eng.Flush(); err != nil {
+		return err
+	}
 	st := p.eng.Stats()
 	p.m.steps.Add(float64(st.StepsEvaluated - p.steps))
-	p.steps = st.StepsEvaluated
-	return p.eng.Flush()
+	p.m.orphans.Add(float64(st.OrphansDropped - p.orphans))
+	p.steps, p.orphans = st.StepsEvaluated, st.OrphansDropped
+	return nil
 }
 
 func (p *processor) Close() error {
