@@ -8,8 +8,34 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vigil-sec/vigil/pipeline/alert"
 	"github.com/vigil-sec/vigil/pipeline/event"
 )
+
+// logon is user u's logon at t.
+func logon(id, u string, at time.Time, out event.Outcome) event.Event {
+	return event.Event{ID: id, Time: at, Type: "logon", Outcome: out, User: u}
+}
+
+// process feeds ev to eng under its user and returns the alerts.
+func process(t *testing.T, eng *Engine, ev event.Event) []alert.Alert {
+	t.Helper()
+	as, err := eng.Process(event.KeyUser, ev.User, &ev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return as
+}
+
+// successes feeds eng a successful logon of each of n users u0, u1, …,
+// the i-th at t0 + i·step.
+func successes(t *testing.T, eng *Engine, n int, t0 time.Time, step time.Duration) {
+	t.Helper()
+	for i := range n {
+		u := fmt.Sprint("u", i)
+		process(t, eng, logon("s-"+u, u, t0.Add(time.Duration(i)*step), event.OutcomeSuccess))
+	}
+}
 
 // chunkKeys lists the orphan log's chunks in the store.
 func chunkKeys(st *MemStore) []string {
@@ -34,10 +60,9 @@ func TestOrphanLog(t *testing.T) {
 	t0 := time.Date(2025, 5, 1, 9, 0, 0, 0, time.UTC)
 	raw := []byte(`{"big":"` + strings.Repeat("x", 3000) + `"}`)
 	for i, u := range []string{"a", "b", "c"} { // three orphans, one chunk
-		ok := event.Event{ID: "s-" + u, Time: t0.Add(-time.Duration(i) * time.Second), Type: "logon", Outcome: event.OutcomeSuccess, User: u, Raw: raw}
-		if _, err := eng.Process(event.KeyUser, u, &ok); err != nil {
-			t.Fatal(err)
-		}
+		ok := logon("s-"+u, u, t0.Add(-time.Duration(i)*time.Second), event.OutcomeSuccess)
+		ok.Raw = raw
+		process(t, eng, ok)
 	}
 	if err := eng.Flush(); err != nil {
 		t.Fatal(err)
@@ -52,11 +77,7 @@ func TestOrphanLog(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	fail := event.Event{ID: "f-a", Time: t0.Add(-time.Minute), Type: "logon", Outcome: event.OutcomeFailure, User: "a"}
-	as, err := eng.Process(event.KeyUser, "a", &fail)
-	if err != nil {
-		t.Fatal(err)
-	}
+	as := process(t, eng, logon("f-a", "a", t0.Add(-time.Minute), event.OutcomeFailure))
 	if len(as) != 1 || as[0].RuleID != "t.fs" {
 		t.Fatalf("failure before an orphaned success: %d alerts %+v, want t.fs", len(as), as)
 	}
@@ -125,10 +146,7 @@ func TestOrphanLogReloadClears(t *testing.T) {
 		t.Fatal(err)
 	}
 	t0 := time.Date(2025, 5, 1, 9, 0, 0, 0, time.UTC)
-	ok := event.Event{ID: "s-a", Time: t0, Type: "logon", Outcome: event.OutcomeSuccess, User: "a"}
-	if _, err := eng.Process(event.KeyUser, "a", &ok); err != nil {
-		t.Fatal(err)
-	}
+	process(t, eng, logon("s-a", "a", t0, event.OutcomeSuccess))
 	for _, set := range [][]string{orphanTestRules[4:], seqs} { // the unordered one alone, then the three back
 		if err := eng.Flush(); err != nil {
 			t.Fatal(err)
@@ -144,11 +162,7 @@ func TestOrphanLogReloadClears(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	fail := event.Event{ID: "f-a", Time: t0.Add(-time.Minute), Type: "logon", Outcome: event.OutcomeFailure, User: "a"}
-	as, err := eng.Process(event.KeyUser, "a", &fail)
-	if err != nil {
-		t.Fatal(err)
-	}
+	as := process(t, eng, logon("f-a", "a", t0.Add(-time.Minute), event.OutcomeFailure))
 	if len(as) != 0 {
 		t.Fatalf("a failure before a success held by removed sequences: %d alerts, want none", len(as))
 	}
@@ -163,13 +177,7 @@ func TestOrphanBuffersPruned(t *testing.T) {
 	}
 	t0 := time.Date(2025, 5, 1, 9, 0, 0, 0, time.UTC)
 	const users = 1500
-	for i := range users {
-		u := fmt.Sprint("u", i)
-		ok := event.Event{ID: "s-" + u, Time: t0.Add(time.Duration(i) * time.Millisecond), Type: "logon", Outcome: event.OutcomeSuccess, User: u}
-		if _, err := eng.Process(event.KeyUser, u, &ok); err != nil {
-			t.Fatal(err)
-		}
-	}
+	successes(t, eng, users, t0, time.Millisecond)
 	if _, err := eng.Advance(t0.Add(1000 * time.Millisecond)); err != nil {
 		t.Fatal(err)
 	}
@@ -179,11 +187,7 @@ func TestOrphanBuffersPruned(t *testing.T) {
 	if n := len(eng.orphanRules[event.KeyUser].states); n != users-1000 {
 		t.Fatalf("%d orphan buffers in memory, want %d: those the watermark emptied go", n, users-1000)
 	}
-	fail := event.Event{ID: "f", Time: t0.Add(1100 * time.Millisecond), Type: "logon", Outcome: event.OutcomeFailure, User: "u1200"}
-	as, err := eng.Process(event.KeyUser, "u1200", &fail)
-	if err != nil {
-		t.Fatal(err)
-	}
+	as := process(t, eng, logon("f", "u1200", t0.Add(1100*time.Millisecond), event.OutcomeFailure))
 	if len(as) != 1 {
 		t.Fatalf("a failure before a kept orphan: %d alerts, want 1", len(as))
 	}
@@ -233,13 +237,7 @@ func TestOrphanBuffersBounded(t *testing.T) {
 	}
 	t0 := time.Date(2025, 5, 1, 9, 0, 0, 0, time.UTC)
 	const users = 100
-	for i := range users {
-		u := fmt.Sprint("u", i)
-		ok := event.Event{ID: "s-" + u, Time: t0.Add(time.Duration(i) * time.Second), Type: "logon", Outcome: event.OutcomeSuccess, User: u}
-		if _, err := eng.Process(event.KeyUser, u, &ok); err != nil {
-			t.Fatal(err)
-		}
-	}
+	successes(t, eng, users, t0, time.Second)
 	if err := eng.Flush(); err != nil {
 		t.Fatal(err)
 	}
@@ -260,12 +258,7 @@ func TestOrphanBuffersBounded(t *testing.T) {
 		u    string
 		want int
 	}{{"u69", 0}, {"u70", 1}} {
-		fail := event.Event{ID: "f-" + c.u, Time: t0, Type: "logon", Outcome: event.OutcomeFailure, User: c.u}
-		as, err := eng.Process(event.KeyUser, c.u, &fail)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if len(as) != c.want {
+		if as := process(t, eng, logon("f-"+c.u, c.u, t0, event.OutcomeFailure)); len(as) != c.want {
 			t.Fatalf("failure before %s's success: %d alerts, want %d", c.u, len(as), c.want)
 		}
 	}
