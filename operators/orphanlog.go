@@ -40,8 +40,7 @@ import (
 // applications and addresses — and S2 takes them to a fraction (generated
 // traffic: 18x) at gigabytes a second; every byte saved is a byte the
 // Store, Pebble's memtable and compactions and the changelog do not copy.
-// An orphan names the chunk, offset and length of its event. A snapshot
-// replaces the key's earlier ones, so NewEngine rebuilds the buffers by
+// A snapshot replaces the key's earlier ones, so NewEngine rebuilds the buffers by
 // reading the chunks in order. A chunk goes once the watermark has passed
 // its horizon and every earlier chunk has gone: its orphans are forgotten
 // by then (forgetOrphans) or were adopted — and adoption copies the event
@@ -49,7 +48,8 @@ import (
 // snapshot can be undone by deleting it while an earlier one stays. Chunks
 // are never rewritten; what a buffer lets go early stays in its chunk
 // until the chunk goes, which bounds the log and the buffers in memory to
-// about one lateness of orphans.
+// about one lateness of orphans — and the buffers to Options.MaxCached
+// keys besides (shedOrphans).
 //
 // Earlier layouts are not carried over: at start the orphan buffers of
 // state versions 7 and 8 ("s/~orphans.<ks>@1/<key>") release their blobs
@@ -88,13 +88,12 @@ type logChunk struct {
 func (c *logChunk) passed(wm int64) bool { return c.horizon < wm }
 
 // orphanLog is the engine's part of the log: chunks filled since the
-// last Flush, the chunks in the Store (in number order), keyspaces to
-// clear, and the last chunk read (a sign-in is the orphan of several
+// last Flush, the chunks in the Store (in number order), and the last
+// chunk read (a sign-in is the orphan of several
 // sequences, adopted together).
 type orphanLog struct {
 	pending []logChunk
 	live    []logChunk
-	cleared []event.Keyspace
 	free    [][]byte // buffers of written chunks, reused
 	zbuf    []byte   // compression scratch
 	vbuf    []byte   // a compressed chunk's value
@@ -164,7 +163,11 @@ func (e *Engine) clearOrphans(r *crule) {
 	}
 	r.states = nil
 	e.lastOrphans = nil
-	e.olog.cleared = append(e.olog.cleared, r.Keyspace)
+	// Now, not at the Flush: snapshots of buffers the keyspace gets again
+	// later in the batch (a reload that puts a sequence back) come after
+	// it.
+	c := e.chunkFor(1 + binary.MaxVarintLen32 + len(r.Keyspace))
+	c.b = appendLogString(append(c.b, recClear), string(r.Keyspace))
 }
 
 // orphanEvent returns a copy of o's event, from the pending chunk or the
@@ -229,11 +232,6 @@ func (e *Engine) chunkKey(n uint64) []byte {
 // emptied once there are enough of them.
 func (e *Engine) writeOrphanLog() error {
 	l := &e.olog
-	for _, ks := range l.cleared {
-		c := e.chunkFor(1 + binary.MaxVarintLen32 + len(ks))
-		c.b = appendLogString(append(c.b, recClear), string(ks))
-	}
-	l.cleared = l.cleared[:0]
 	for i := range l.pending {
 		c := &l.pending[i]
 		binary.BigEndian.PutUint64(c.b, uint64(c.horizon))

@@ -155,6 +155,15 @@ func TestOrphanLogReloadClears(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// Removed and put back within one batch, with an orphan held after:
+	// that one survives a restart.
+	if _, err := eng.Reload(loadRules(t, orphanTestRules[4:]...)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := eng.Reload(loadRules(t, seqs...)); err != nil {
+		t.Fatal(err)
+	}
+	process(t, eng, logon("s-b", "b", t0, event.OutcomeSuccess))
 	if err := eng.Flush(); err != nil {
 		t.Fatal(err)
 	}
@@ -165,6 +174,9 @@ func TestOrphanLogReloadClears(t *testing.T) {
 	as := process(t, eng, logon("f-a", "a", t0.Add(-time.Minute), event.OutcomeFailure))
 	if len(as) != 0 {
 		t.Fatalf("a failure before a success held by removed sequences: %d alerts, want none", len(as))
+	}
+	if as := process(t, eng, logon("f-b", "b", t0.Add(-time.Minute), event.OutcomeFailure)); len(as) == 0 {
+		t.Fatal("a failure before a success held after the sequences were put back: no alert")
 	}
 }
 
