@@ -296,9 +296,12 @@ type hit struct {
 }
 
 type entry struct {
-	key   string // the correlation key
-	r     *crule
-	rs    ruleState
+	key string // the correlation key
+	r   *crule
+	rs  ruleState
+	// exp is rs's expiry as last saved or loaded (the value's prefix):
+	// the sweep reads it for a clean entry instead of walking its state.
+	exp   int64
 	dirty bool
 	dead  bool // its rule was removed by Reload
 	// stored are the blob numbers the saved value names, sorted: save
@@ -916,7 +919,7 @@ func (e *Engine) Flush() error {
 			}
 			for _, ent := range r.states {
 				if !ent.rs.empty() {
-					e.uncachedMin = min(e.uncachedMin, ent.rs.expiry(r.Rule))
+					e.uncachedMin = min(e.uncachedMin, ent.exp) // all clean after the writes above
 				}
 			}
 			clear(r.states) // all clean after the writes above
@@ -940,6 +943,7 @@ func (e *Engine) save(ent *entry) error {
 		return e.st.Delete(k)
 	}
 	e.vbuf = e.esc.appendState(e.vbuf[:0], &ent.rs, ent.r.Rule)
+	ent.exp = int64(binary.BigEndian.Uint64(e.vbuf))
 	return e.st.Set(k, e.vbuf)
 }
 
@@ -992,6 +996,7 @@ func (e *Engine) load(r *crule, key string) (*entry, error) {
 	ent.rs.eachEvent(func(blob *uint64, _ *[]byte) { ent.stored = append(ent.stored, *blob) })
 	slices.Sort(ent.stored)
 	ent.stored = slices.Compact(ent.stored)
+	ent.exp = ent.rs.expiry(r.Rule)
 	return ent, nil
 }
 
@@ -1003,7 +1008,14 @@ func (e *Engine) sweep() error {
 			continue // pruneOrphans
 		}
 		for _, ent := range r.states {
-			if !ent.rs.empty() && ent.rs.expiry(r.Rule) < e.wmN {
+			if ent.rs.empty() {
+				continue
+			}
+			exp := ent.exp
+			if ent.dirty { // changed since it was saved
+				exp = ent.rs.expiry(r.Rule)
+			}
+			if exp < e.wmN {
 				ent.rs = ruleState{}
 				e.touch(ent)
 			}
