@@ -47,9 +47,9 @@ type Options struct {
 	// MaxCached bounds the number of per-key states kept in memory after a
 	// Flush (clean states beyond it are dropped and re-read on demand).
 	// Orphan buffers, which live in memory whole for a lateness (about
-	// 250 bytes an orphan), are bounded by the same number: past it a
-	// Flush drops the keys' whose newest orphans are oldest, down to three
-	// quarters of it (Stats.OrphansDropped). Default 100000.
+	// 250 bytes an orphan), are bounded by the same number of keys: past
+	// it a Flush empties the buffers whose newest orphan is oldest, down
+	// to three quarters of it (Stats.OrphansDropped). Default 100000.
 	MaxCached int
 	// SweepEvery is how far (in event time) the watermark moves between
 	// two sweeps of expired state in the Store. Default 1 minute.
@@ -155,7 +155,7 @@ type Engine struct {
 	lastOrphans *entry    // orphansOf's memo, for the current event
 	adopted     int       // tests: orphan buffers a sequence adopted from
 	keepRepeats bool      // tests: never forget repeated distinct values (forgetRepeats)
-	olog        orphanLog // the orphans' events (orphanlog.go)
+	olog        orphanLog // the orphan log's chunks (orphanlog.go)
 }
 
 // crule is a rule with what the engine precomputes for it.
@@ -299,8 +299,8 @@ type entry struct {
 	key string // the correlation key
 	r   *crule
 	rs  ruleState
-	// exp is rs's expiry as last saved or loaded (the value's prefix):
-	// the sweep reads it for a clean entry instead of walking its state.
+	// exp is rs's expiry as last saved or loaded: the sweep reads it for
+	// a clean entry instead of walking its state.
 	exp   int64
 	dirty bool
 	dead  bool // its rule was removed by Reload

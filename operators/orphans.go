@@ -23,10 +23,11 @@ import (
 // key's orphan buffer instead: one per keyspace and key, the state of a
 // pseudo-rule of the keyspace, holding each orphan once with its owners —
 // the sequences (by a hash of id@version) that want it and the steps it
-// matches for each. When something enters the sequence's own buffer for the key (a
-// first step, an until), its orphans move there, each as the entry it
-// would have been, before the replay; an orphan the watermark passes is
-// forgotten, as the sequence forgets a later step with nothing before it.
+// matches for each. When something enters the sequence's own buffer for
+// the key (a first step, an until), its orphans move there, each as the
+// entry it would have been, before the replay; an orphan the watermark
+// passes is forgotten, as the sequence forgets a later step with nothing
+// before it.
 // What a sequence replays is then what it replayed with the orphans in its
 // own buffer (TestOrphanBufferMatchesOwnBuffers).
 //
