@@ -122,8 +122,7 @@ func (e *Engine) ref(n uint64, ev []byte) error {
 		b = e.addBlobRec(blobRec{n: n})
 	} else {
 		// Counted in this Flush already, or an older event joining
-		// another state (an orphan a sequence adopts): count from what
-		// is stored.
+		// another state: count from what is stored.
 		var err error
 		if b, err = e.blob(n); err != nil {
 			return err

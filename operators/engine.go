@@ -555,19 +555,13 @@ type encoded struct {
 	off, l uint32
 }
 
-// encoding returns ev's encoding, made once per Process.
-func (e *Engine) encoding(ev *event.Event) []byte {
+// current returns the Process's encoding record for ev, starting a
+// fresh one for a new event.
+func (e *Engine) current(ev *event.Event) *encoded {
 	if e.enc.ev != ev {
 		e.enc = encoded{ev: ev}
 	}
-	if e.enc.b == nil {
-		if e.input != nil {
-			e.enc.b = bytes.Clone(e.input) // ev's own encoding: a copy is cheaper than encoding again
-		} else {
-			e.enc.b, _ = event.Marshal(ev) // cannot fail for a time.Time; sized once
-		}
-	}
-	return e.enc.b
+	return &e.enc
 }
 
 // orphanEncoding returns the current event's encoding for the orphan
@@ -587,11 +581,18 @@ func (e *Engine) orphanEncoding() []byte {
 
 // encode returns ev's blob number and encoding, made once per Process.
 func (e *Engine) encode(ev *event.Event) (uint64, []byte) {
-	b := e.encoding(ev)
-	if e.enc.n == 0 {
-		e.enc.n = e.newBlob()
+	c := e.current(ev)
+	if c.b == nil {
+		if e.input != nil {
+			c.b = bytes.Clone(e.input) // ev's own encoding: a copy is cheaper than encoding again
+		} else {
+			c.b, _ = event.Marshal(ev) // cannot fail for a time.Time; sized once
+		}
 	}
-	return e.enc.n, b
+	if c.n == 0 {
+		c.n = e.newBlob()
+	}
+	return c.n, c.b
 }
 
 func (e *Engine) addHit(s stepRef) {

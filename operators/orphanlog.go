@@ -71,6 +71,9 @@ const (
 	chunkS2     = 'z'
 )
 
+// chunkHeader is the size of a chunk's horizon, before its records.
+const chunkHeader = 8
+
 // maxChunk bounds a chunk: each is one changelog record, and Kafka
 // refuses records over a megabyte by default.
 const maxChunk = 256 << 10
@@ -113,14 +116,14 @@ type orphanLog struct {
 // chunkFor returns the pending chunk with room for n more bytes.
 func (e *Engine) chunkFor(n int) *logChunk {
 	l := &e.olog
-	if k := len(l.pending); k > 0 && (len(l.pending[k-1].b)+n <= maxChunk || len(l.pending[k-1].b) == 8) {
+	if k := len(l.pending); k > 0 && (len(l.pending[k-1].b)+n <= maxChunk || len(l.pending[k-1].b) == chunkHeader) {
 		return &l.pending[k-1]
 	}
 	var b []byte
 	if k := len(l.free); k > 0 {
 		b, l.free = l.free[k-1][:0], l.free[:k-1]
 	}
-	l.pending = append(l.pending, logChunk{n: e.newBlob(), b: append(b, make([]byte, 8)...)})
+	l.pending = append(l.pending, logChunk{n: e.newBlob(), b: append(b, make([]byte, chunkHeader)...)})
 	return &l.pending[len(l.pending)-1]
 }
 
@@ -236,10 +239,10 @@ func (e *Engine) writeOrphanLog() error {
 		c := &l.pending[i]
 		binary.BigEndian.PutUint64(c.b, uint64(c.horizon))
 		v := c.b
-		z := s2.Encode(l.zbuf[:cap(l.zbuf)], c.b[8:])
+		z := s2.Encode(l.zbuf[:cap(l.zbuf)], c.b[chunkHeader:])
 		l.zbuf = z
-		if len(z) < (len(c.b)-8)*7/8 {
-			v = append(append(append(l.vbuf[:0], c.b[:8]...), chunkS2), z...)
+		if len(z) < (len(c.b)-chunkHeader)*7/8 {
+			v = append(append(append(l.vbuf[:0], c.b[:chunkHeader]...), chunkS2), z...)
 			l.vbuf = v
 		}
 		if err := e.st.Set(e.chunkKey(c.n), v); err != nil {
@@ -270,10 +273,7 @@ func (e *Engine) writeOrphanLog() error {
 // buffers in memory have doubled since the last time: amortized, a
 // constant per buffer.
 func (e *Engine) pruneOrphans() {
-	total := 0
-	for _, r := range e.orphanRules {
-		total += len(r.states)
-	}
+	total := e.orphanBuffers()
 	if total <= max(e.olog.pruneAt, 1024) && total <= e.opts.MaxCached*3/4 {
 		return
 	}
@@ -292,17 +292,23 @@ func (e *Engine) pruneOrphans() {
 	e.olog.pruneAt = 2 * left
 }
 
+// orphanBuffers counts the orphan buffers in memory, with the emptied
+// ones pruneOrphans has not dropped yet.
+func (e *Engine) orphanBuffers() int {
+	n := 0
+	for _, r := range e.orphanRules {
+		n += len(r.states)
+	}
+	return n
+}
+
 // shedOrphans keeps the orphan buffers within Options.MaxCached keys: past
 // it, the buffers whose newest orphan is oldest are emptied (and logged
 // empty by this Flush) down to three quarters of it. Out-of-order first
 // steps come seconds late, an alert's round trip through the alerts
 // topic, so the oldest orphans are the ones least likely to be adopted.
 func (e *Engine) shedOrphans() {
-	total := 0
-	for _, r := range e.orphanRules {
-		total += len(r.states) // with the emptied ones pruneOrphans has not dropped yet
-	}
-	if total <= e.opts.MaxCached {
+	if e.orphanBuffers() <= e.opts.MaxCached {
 		return
 	}
 	var ents []*entry
@@ -356,7 +362,7 @@ func (e *Engine) loadOrphanLog() error {
 		return fmt.Errorf("operators: drop orphans of an earlier layout: %w", err)
 	}
 	err = e.st.Scan(orphanLogPrefix, func(k, v []byte) error {
-		if len(k) != len(orphanLogPrefix)+8 || len(v) < 8 {
+		if len(k) != len(orphanLogPrefix)+8 || len(v) < chunkHeader {
 			return fmt.Errorf("%w: orphan log key %q", errMalformedState, k)
 		}
 		c := logChunk{n: binary.BigEndian.Uint64(k[len(orphanLogPrefix):]), horizon: int64(binary.BigEndian.Uint64(v))}
@@ -376,16 +382,16 @@ func (e *Engine) loadOrphanLog() error {
 // chunkRecords returns a chunk's value as written before compression:
 // the header and the records (v itself when it is not compressed).
 func chunkRecords(v []byte) ([]byte, error) {
-	if v == nil || len(v) < 9 || v[8] != chunkS2 {
+	if len(v) <= chunkHeader || v[chunkHeader] != chunkS2 {
 		return v, nil
 	}
-	n, err := s2.DecodedLen(v[9:])
+	n, err := s2.DecodedLen(v[chunkHeader+1:])
 	if err != nil {
 		return nil, fmt.Errorf("%w: orphan log chunk: %v", errMalformedState, err)
 	}
-	out := make([]byte, 8+n)
-	copy(out, v[:8])
-	if _, err := s2.Decode(out[8:], v[9:]); err != nil { // exactly n bytes: decoded in place
+	out := make([]byte, chunkHeader+n)
+	copy(out, v[:chunkHeader])
+	if _, err := s2.Decode(out[chunkHeader:], v[chunkHeader+1:]); err != nil { // exactly n bytes: decoded in place
 		return nil, fmt.Errorf("%w: orphan log chunk: %v", errMalformedState, err)
 	}
 	return out, nil
@@ -395,7 +401,7 @@ func chunkRecords(v []byte) ([]byte, error) {
 // the Flush that wrote it left the buffers. The Store scans keys in
 // order, so chunks come in the order they were written.
 func (e *Engine) replayChunk(n uint64, v []byte) error {
-	d := &reader{b: v, off: 8}
+	d := &reader{b: v, off: chunkHeader}
 	for d.off < len(d.b) && d.err == nil {
 		switch d.byte() {
 		case recEvent:

@@ -88,17 +88,15 @@ func (e *Engine) addOrphan(r *crule, ks event.Keyspace, key string, ev *event.Ev
 		}
 	}
 	if o == nil {
-		if e.enc.ev != ev {
-			e.enc = encoded{ev: ev}
-		}
-		if e.enc.chunk == 0 { // logged once per Process
-			e.enc.chunk, e.enc.off, e.enc.l = e.logOrphan(e.orphanEncoding(), t)
+		c := e.current(ev)
+		if c.chunk == 0 { // logged once per Process
+			c.chunk, c.off, c.l = e.logOrphan(e.orphanEncoding(), t)
 		}
 		rs.orphans = append(rs.orphans, orphan{})
 		copy(rs.orphans[i+1:], rs.orphans[i:])
 		// No copy of the event in memory: until the Flush it is in the
 		// pending chunk, then in the Store (orphanEvent).
-		rs.orphans[i] = orphan{h: h, t: t, chunk: e.enc.chunk, off: e.enc.off, n: e.enc.l}
+		rs.orphans[i] = orphan{h: h, t: t, chunk: c.chunk, off: c.off, n: c.l}
 		o = &rs.orphans[i]
 	}
 	if o.owner(r.ref) >= 0 {

@@ -272,9 +272,6 @@ func (s *ruleState) expiry(r *rules.Rule) int64 {
 	for _, x := range s.supp {
 		max(x)
 	}
-	for i := range s.orphans { // kept until the watermark passes them
-		max(s.orphans[i].t)
-	}
 	return t
 }
 
