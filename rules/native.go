@@ -7,6 +7,7 @@ import (
 	"reflect"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"unsafe"
 
@@ -659,6 +660,9 @@ func (c *nativeCompiler) strOf(n ast.Node) strFn {
 			}
 		}
 		if !isStr(a) {
+			if x.Name == "string" && isInt(a) { // a port in a distinct value: DstIP + ":" + string(DstPort)
+				return map1(c.intOf(a), func(v int64) string { return strconv.FormatInt(v, 10) })
+			}
 			if x.Name == "string" && c.anyNative(a) {
 				return map1(c.anyOf(a), func(v any) string {
 					if s, ok := v.(string); ok {
@@ -680,6 +684,22 @@ func (c *nativeCompiler) strOf(n ast.Node) strFn {
 	case *ast.BinaryNode:
 		if x.Operator == "+" && isStr(x.Left) && isStr(x.Right) {
 			return map2(c.strOf(x.Left), c.strOf(x.Right), func(a, b string) string { return a + b })
+		}
+	case *ast.ConditionalNode:
+		// A key that depends on the event's kind: Type == "alert" ?
+		// SrcIP : DstIP (aitm_proxy_signin, on every browser session).
+		if isStr(x.Exp1) && isStr(x.Exp2) {
+			cond, yes, no := c.boolOf(x.Cond), c.strOf(x.Exp1), c.strOf(x.Exp2)
+			return func(f *Frame) (string, error) {
+				b, err := cond(f)
+				switch {
+				case err != nil:
+					return "", err
+				case b:
+					return yes(f)
+				}
+				return no(f)
+			}
 		}
 	}
 	return typed[string](c.fallback(n), n, "a string")

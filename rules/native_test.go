@@ -26,7 +26,9 @@ func TestNativeEdgeCases(t *testing.T) {
 		{`icontains_any(Process.CommandLine, ["-ENC", "frombase64", "ünïcode"]) && icontains_any(User, ["alice", "bob", "carol", "dave"])`, 0},
 		{`icontains_any(User, ["karol", "zed"])`, 0},
 		{`icontains_any(Process.CommandLine, ["-ENC", "frombase64"]) || istartswith(User, "ADM") || iendswith(Device, ".CORP") || iequals(Action, "a")`, 0},
-		{`lower(Process.Name) + ":" + string(DstPort) contains "x.exe:4"`, 1},
+		{`lower(Process.Name) + ":" + string(DstPort) contains "x.exe:4"`, 0},
+		{`(Action == "A" ? DstIP :(SrcIP + ":" + string(BytesOut))) in ["8.8.8.8", "10.1.2.3:20"]`, 0}, // no ": " in the YAML
+		{`(DstPort > 100 ? string(Fields.LogonType ?? "") :Device) in ["3", "pc1.corp"]`, 0},
 		{`Fields.LogonType == 3`, 0},
 		{`Fields.LogonType == "3"`, 0},
 		{`string(Fields.properties?.riskState ?? Fields.RiskState ?? "") == "atRisk"`, 0},
