@@ -1,6 +1,7 @@
 package state
 
 import (
+	"bytes"
 	"fmt"
 	"sort"
 	"strings"
@@ -210,6 +211,44 @@ func TestStagedReadsMatchModel(t *testing.T) {
 		}
 		if strings.Join(scanned, " ") != strings.Join(expected, " ") {
 			t.Fatalf("step %d: Scan(%s) = %v, want %v", i, p, scanned, expected)
+		}
+	}
+}
+
+// TestStagedValuesAreCopies: Set copies the value (the engine reuses its
+// buffer for the next one), a staged value cannot be grown into the next
+// one, and the values Pending hands to changelog records stay as they
+// were after Commit and after later writes.
+func TestStagedValuesAreCopies(t *testing.T) {
+	s, err := Open(t.TempDir(), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	buf := []byte("first")
+	must(t, s.Set([]byte("k/1"), buf))
+	copy(buf, "XXXXX") // the caller's buffer, reused
+	must(t, s.Set([]byte("k/2"), buf))
+	big := bytes.Repeat([]byte("b"), 100<<10)
+	must(t, s.Set([]byte("k/3"), big))
+	p := s.Pending()
+	if len(p) != 3 || string(p[0].Value) != "first" || string(p[1].Value) != "XXXXX" || !bytes.Equal(p[2].Value, big) {
+		t.Fatalf("pending = %q", p[:min(len(p), 2)])
+	}
+	_ = append(p[0].Value, "-grown"...) // must not write into k/2's value
+	if v, _ := s.Get([]byte("k/2")); string(v) != "XXXXX" {
+		t.Fatalf("k/2 = %q after appending to k/1's value", v)
+	}
+	must(t, s.Commit(1))
+	for i := 0; i < 100; i++ {
+		must(t, s.Set([]byte(fmt.Sprintf("n/%d", i)), bytes.Repeat([]byte{'z'}, 1000)))
+	}
+	if string(p[0].Value) != "first" || string(p[1].Value) != "XXXXX" || !bytes.Equal(p[2].Value, big) {
+		t.Fatal("a value handed out by Pending changed after Commit")
+	}
+	for k, want := range map[string]string{"k/1": "first", "k/2": "XXXXX"} {
+		if v, _ := s.Get([]byte(k)); string(v) != want {
+			t.Fatalf("committed %s = %q, want %q", k, v, want)
 		}
 	}
 }
