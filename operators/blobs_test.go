@@ -14,9 +14,9 @@ import (
 )
 
 // Two sequences that start on the same failed logon and keep it for
-// different spans.
+// different spans, both too long for the orphan log (logsEvents).
 var (
-	shortSeq = failThenSuccess("t.short", "short", "10m")
+	shortSeq = failThenSuccess("t.short", "short", fmt.Sprintf("%dm", int(logMaxSpan/time.Minute)+1))
 	longSeq  = failThenSuccess("t.long", "long", "1h")
 )
 

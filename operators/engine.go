@@ -152,6 +152,7 @@ type Engine struct {
 	epoch       uint32
 	recount     bool      // tests: count every threshold window afresh (no thAgg)
 	noOrphans   bool      // tests: sequences keep their orphans themselves
+	noLog       bool      // tests: sequences keep every event as a blob (logsEvents)
 	lastOrphans *entry    // orphansOf's memo, for the current event
 	adopted     int       // tests: orphan buffers a sequence adopted from
 	keepRepeats bool      // tests: never forget repeated distinct values (forgetRepeats)

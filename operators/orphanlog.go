@@ -6,10 +6,12 @@ import (
 	"encoding/binary"
 	"fmt"
 	"slices"
+	"time"
 
 	"github.com/klauspost/compress/s2"
 
 	"github.com/vigil-sec/vigil/pipeline/event"
+	"github.com/vigil-sec/vigil/rules"
 )
 
 // Orphan log
@@ -24,8 +26,9 @@ import (
 // value:
 //
 //	key    "l/" + 8-byte big-endian chunk number (from the blob counter)
-//	value  8-byte big-endian horizon: the newest event time (unix ns)
-//	       the chunk names
+//	value  8-byte big-endian horizon (unix ns): the watermark may pass
+//	       it once nothing needs the chunk — the newest orphan's time,
+//	       or maxspan after a logged sequence step (below)
 //	       then the records, or 'z' and the records as an S2 block
 //	       (github.com/klauspost/compress/s2) when that is smaller:
 //	         'e' uvarint length + an event in the pipeline/event codec
@@ -35,7 +38,12 @@ import (
 //	             last ordered sequence was removed)
 //
 // An orphan names the chunk, offset and length of its event in the
-// uncompressed value. The records of a batch repeat themselves — a
+// uncompressed value. So does a step of a sequence with a short maxspan
+// (logsEvents): such a sequence starts on common events that leave it
+// within minutes, and a blob per event was a set, a delete and a
+// reference count where the log costs a share of one chunk; the chunk's
+// horizon is then maxspan after the step, when the sequence has
+// forgotten it. The records of a batch repeat themselves — a
 // sign-in's field names and most of its values, the same tenant's
 // applications and addresses — and S2 takes them to a fraction (generated
 // traffic: 18x) at gigabytes a second; every byte saved is a byte the
@@ -127,14 +135,49 @@ func (e *Engine) chunkFor(n int) *logChunk {
 	return &l.pending[len(l.pending)-1]
 }
 
-// logOrphan appends an orphan's event (time t) to the log and returns
-// where it is.
-func (e *Engine) logOrphan(ev []byte, t int64) (chunk uint64, off, n uint32) {
+// logMaxSpan bounds the maxspan of the sequences whose buffered events go
+// to the orphan log (logsEvents) instead of blobs. Chunks go in order, so
+// the log holds about the longest horizon of what is in it: one lateness
+// of orphans, and this much of such sequences' events.
+const logMaxSpan = 15 * time.Minute
+
+// logsEvents reports whether sequence r keeps its events in the orphan
+// log: a short maxspan. Such a sequence starts on common events — every
+// browser session to a public address for the AiTM proxy rule — that
+// leave it within minutes; as blobs each cost a Store write, a delete and
+// a reference count, in the log a share of one chunk written per Flush
+// and deleted once the watermark passes maxspan after its newest event,
+// when the sequence has forgotten them (an entry goes when its time is
+// more than maxspan before the watermark).
+func (e *Engine) logsEvents(r *crule) bool {
+	return r.Kind == rules.KindSequence && r.MaxSpan > 0 && r.MaxSpan <= logMaxSpan && !e.noLog
+}
+
+// logEvent puts the current event in the log (once per Process: an orphan
+// and the sequences share it) and keeps its chunk until the watermark
+// passes horizon.
+func (e *Engine) logEvent(ev *event.Event, horizon int64) (chunk uint64, off, n uint32) {
+	c := e.current(ev)
+	if c.chunk == 0 {
+		c.chunk, c.off, c.l = e.appendLogEvent(e.orphanEncoding(), horizon)
+		return c.chunk, c.off, c.l
+	}
+	for i := range e.olog.pending { // logged in this Process: still pending
+		if p := &e.olog.pending[i]; p.n == c.chunk {
+			p.horizon = max(p.horizon, horizon)
+		}
+	}
+	return c.chunk, c.off, c.l
+}
+
+// appendLogEvent appends an event to the log, kept until the watermark
+// passes horizon, and returns where it is.
+func (e *Engine) appendLogEvent(ev []byte, horizon int64) (chunk uint64, off, n uint32) {
 	c := e.chunkFor(1 + binary.MaxVarintLen32 + len(ev))
 	c.b = binary.AppendUvarint(append(c.b, recEvent), uint64(len(ev)))
 	off = uint32(len(c.b))
 	c.b = append(c.b, ev...)
-	c.horizon = max(c.horizon, t)
+	c.horizon = max(c.horizon, horizon)
 	return c.n, off, uint32(len(ev))
 }
 
@@ -173,35 +216,39 @@ func (e *Engine) clearOrphans(r *crule) {
 	c.b = appendLogString(append(c.b, recClear), string(r.Keyspace))
 }
 
-// orphanEvent returns a copy of o's event, from the pending chunk or the
-// Store; nil when the Store lost it (counted in Stats.EventsMissing).
-func (e *Engine) orphanEvent(o *orphan) ([]byte, error) {
+// orphanEvent returns a copy of o's event (logEvent).
+func (e *Engine) orphanEvent(o *orphan) ([]byte, error) { return e.loggedEvent(o.chunk, o.off, o.n) }
+
+// loggedEvent returns a copy of the event at off, n bytes long, in chunk
+// (appendLogEvent), from the pending chunk or the Store; nil when the
+// Store lost it (counted in Stats.EventsMissing).
+func (e *Engine) loggedEvent(chunk uint64, off, n uint32) ([]byte, error) {
 	l := &e.olog
 	var v []byte
 	for i := range l.pending {
-		if l.pending[i].n == o.chunk {
+		if l.pending[i].n == chunk {
 			v = l.pending[i].b
 		}
 	}
-	if v == nil && l.readN == o.chunk && l.readV != nil {
+	if v == nil && l.readN == chunk && l.readV != nil {
 		v = l.readV
 	}
 	if v == nil {
 		var err error
-		if v, err = e.st.Get(e.chunkKey(o.chunk)); err == nil {
+		if v, err = e.st.Get(e.chunkKey(chunk)); err == nil {
 			v, err = chunkRecords(v)
 		}
 		if err != nil {
-			return nil, fmt.Errorf("read orphan log chunk %d: %w", o.chunk, err)
+			return nil, fmt.Errorf("read orphan log chunk %d: %w", chunk, err)
 		}
-		l.readN, l.readV = o.chunk, v
+		l.readN, l.readV = chunk, v
 	}
-	end := uint64(o.off) + uint64(o.n)
+	end := uint64(off) + uint64(n)
 	if v == nil || end > uint64(len(v)) {
 		e.stats.EventsMissing++
 		return nil, nil
 	}
-	return bytes.Clone(v[o.off:end]), nil // not the chunk: a state keeps it
+	return bytes.Clone(v[off:end]), nil // not the chunk: a state keeps it
 }
 
 // adoptedBlob returns the blob number and event of an orphan a sequence

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -53,10 +54,18 @@ func TestOrphanLog(t *testing.T) {
 	set := loadRules(t, orphanTestRules[:3]...) // the sequences that start with a failure
 	st := NewMemStore()
 	opts := Options{Lateness: 2 * time.Minute}
-	eng, err := NewEngine(set, st, opts)
-	if err != nil {
-		t.Fatal(err)
+	// Sequence events all blobs (TestSequenceEventsInLog has them in the
+	// log): the chunks hold orphans only.
+	newEngine := func() *Engine {
+		t.Helper()
+		eng, err := NewEngine(set, st, opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		eng.noLog = true
+		return eng
 	}
+	eng := newEngine()
 	t0 := time.Date(2025, 5, 1, 9, 0, 0, 0, time.UTC)
 	raw := []byte(`{"big":"` + strings.Repeat("x", 3000) + `"}`)
 	for i, u := range []string{"a", "b", "c"} { // three orphans, one chunk
@@ -73,10 +82,7 @@ func TestOrphanLog(t *testing.T) {
 
 	// A restarted engine has nothing cached: the failure that makes
 	// three sequences adopt a's success reads its event from the chunk.
-	eng, err = NewEngine(set, st, opts)
-	if err != nil {
-		t.Fatal(err)
-	}
+	eng = newEngine()
 	as := process(t, eng, logon("f-a", "a", t0.Add(-time.Minute), event.OutcomeFailure))
 	if len(as) != 1 || as[0].RuleID != "t.fs" {
 		t.Fatalf("failure before an orphaned success: %d alerts %+v, want t.fs", len(as), as)
@@ -97,10 +103,7 @@ func TestOrphanLog(t *testing.T) {
 
 	// Another restart finds b's and c's orphans, and a's no more: the
 	// later snapshot of a's buffer (empty) replaces the first.
-	eng, err = NewEngine(set, st, opts)
-	if err != nil {
-		t.Fatal(err)
-	}
+	eng = newEngine()
 	for _, u := range []string{"a", "b", "c"} {
 		ent := eng.orphanRules[event.KeyUser].states[u]
 		if n := 0; ent != nil {
@@ -273,5 +276,103 @@ func TestOrphanBuffersBounded(t *testing.T) {
 		if as := process(t, eng, logon("f-"+c.u, c.u, t0, event.OutcomeFailure)); len(as) != c.want {
 			t.Fatalf("failure before %s's success: %d alerts, want %d", c.u, len(as), c.want)
 		}
+	}
+}
+
+// TestSequenceEventsInLog: a sequence whose maxspan is within logMaxSpan
+// keeps its events in the orphan log, not as blobs; its saved state names
+// them there, a restarted engine builds the alert with the whole event
+// from the chunk, and a chunk stays until the watermark passes maxspan
+// after its newest such event — also when the same event is an orphan of
+// another sequence, whose horizon alone would let the chunk go sooner.
+func TestSequenceEventsInLog(t *testing.T) {
+	set := loadRules(t, orphanTestRules[0], orphanTestRules[4]) // t.fs (10m, ordered), t.un (5m, unordered)
+	st := NewMemStore()
+	opts := Options{Lateness: time.Minute}
+	newEngine := func() *Engine {
+		t.Helper()
+		eng, err := NewEngine(set, st, opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return eng
+	}
+	advance := func(eng *Engine, to time.Time) {
+		t.Helper()
+		if _, err := eng.Advance(to); err != nil {
+			t.Fatal(err)
+		}
+		if err := eng.Flush(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t0 := time.Date(2025, 5, 1, 9, 0, 0, 0, time.UTC)
+	raw := []byte(`{"big":"` + strings.Repeat("y", 3000) + `"}`)
+	eng := newEngine()
+	for i, u := range []string{"a", "b", "c"} {
+		f := logon("f-"+u, u, t0.Add(time.Duration(i)*time.Second), event.OutcomeFailure)
+		f.Raw = raw
+		process(t, eng, f)
+	}
+	if err := eng.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if c, b := chunkKeys(st), blobKeys(st); len(c) != 1 || len(b) != 0 {
+		t.Fatalf("three first steps: %d chunks, %d blobs; want one chunk, no blob", len(c), len(b))
+	}
+	if n := loggedEntries(t, st); n != 3 {
+		t.Fatalf("saved states name %d events in the log, want 3", n)
+	}
+
+	// The watermark passes the failures but not maxspan after them: the
+	// chunk stays, and a restarted engine completes a's sequence.
+	advance(eng, t0.Add(4*time.Minute))
+	eng = newEngine()
+	as := process(t, eng, logon("s-a", "a", t0.Add(5*time.Minute), event.OutcomeSuccess))
+	if len(as) != 1 || as[0].RuleID != "t.fs" {
+		t.Fatalf("success after a logged failure: %d alerts %+v, want t.fs", len(as), as)
+	}
+	if got := as[0].Steps[0].Events[0]; got.ID != "f-a" || !bytes.Equal(got.Raw, raw) {
+		t.Fatalf("step 1 from the log: %q with %d bytes of raw, want f-a with %d", got.ID, len(got.Raw), len(raw))
+	}
+	if n := eng.Stats().EventsMissing; n != 0 {
+		t.Fatalf("%d events missing", n)
+	}
+	if err := eng.Flush(); err != nil {
+		t.Fatal(err)
+	}
+
+	// The failures' chunk goes once the watermark passes maxspan after the
+	// newest of them (c's, t0+2s), not before.
+	first := chunkKeys(st)[0]
+	advance(eng, t0.Add(10*time.Minute+2*time.Second))
+	if c := chunkKeys(st); len(c) == 0 || c[0] != first {
+		t.Fatalf("watermark at maxspan after the newest failure: chunks %q, want %q kept", c, first)
+	}
+	advance(eng, t0.Add(10*time.Minute+3*time.Second))
+	if c := chunkKeys(st); slices.Contains(c, first) {
+		t.Fatalf("watermark past maxspan after the newest failure: chunks %q still hold %q", c, first)
+	}
+
+	// A success that is an orphan of t.fs (horizon: its time) and a step
+	// of t.un (maxspan 5m) in the same Process: one record, kept 5m.
+	t1 := t0.Add(time.Hour)
+	s := logon("s-x", "x", t1, event.OutcomeSuccess)
+	s.Raw = raw
+	process(t, eng, s)
+	if err := eng.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	advance(eng, t1.Add(2*time.Minute)) // past the orphan, within t.un's maxspan
+	eng = newEngine()
+	as = process(t, eng, event.Event{ID: "au-x", Time: t1.Add(3 * time.Minute), Type: "audit", User: "x"})
+	if len(as) != 1 || as[0].RuleID != "t.un" {
+		t.Fatalf("audit after the success: %d alerts %+v, want t.un", len(as), as)
+	}
+	if got := as[0].Steps[0].Events[0]; got.ID != "s-x" || !bytes.Equal(got.Raw, raw) {
+		t.Fatalf("t.un's success from the log: %q with %d bytes of raw", got.ID, len(got.Raw))
+	}
+	if n := eng.Stats().EventsMissing; n != 0 {
+		t.Fatalf("%d events missing", n)
 	}
 }

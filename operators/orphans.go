@@ -88,15 +88,12 @@ func (e *Engine) addOrphan(r *crule, ks event.Keyspace, key string, ev *event.Ev
 		}
 	}
 	if o == nil {
-		c := e.current(ev)
-		if c.chunk == 0 { // logged once per Process
-			c.chunk, c.off, c.l = e.logOrphan(e.orphanEncoding(), t)
-		}
+		chunk, off, n := e.logEvent(ev, t) // once per Process
 		rs.orphans = append(rs.orphans, orphan{})
 		copy(rs.orphans[i+1:], rs.orphans[i:])
 		// No copy of the event in memory: until the Flush it is in the
 		// pending chunk, then in the Store (orphanEvent).
-		rs.orphans[i] = orphan{h: h, t: t, chunk: c.chunk, off: c.off, n: c.l}
+		rs.orphans[i] = orphan{h: h, t: t, chunk: chunk, off: off, n: n}
 		o = &rs.orphans[i]
 	}
 	if o.owner(r.ref) >= 0 {

@@ -1,6 +1,7 @@
 package operators
 
 import (
+	"bytes"
 	"fmt"
 	"slices"
 	"strings"
@@ -53,9 +54,10 @@ steps:
 // TestOrphanBufferMatchesOwnBuffers runs the same random stream — events
 // out of order within the lateness, re-deliveries, flushes, restarts from
 // the Store, a small cache, reloads without a rule and back — through an
-// engine with orphan buffers and one whose sequences keep their orphans
-// themselves, and wants the same alerts from both, and consistent event
-// counts in the first one's Store.
+// engine with orphan buffers and the events of its short sequences in the
+// orphan log, and one whose sequences keep their orphans themselves and
+// every event as a blob, and wants the same alerts from both, and
+// consistent event counts in the first one's Store.
 func TestOrphanBufferMatchesOwnBuffers(t *testing.T) {
 	for seed := uint64(1); seed <= 4; seed++ {
 		t.Run(fmt.Sprint(seed), func(t *testing.T) { orphanDifferential(t, seed) })
@@ -68,6 +70,7 @@ func orphanDifferential(t *testing.T, seed uint64) {
 		eng     *Engine
 		alerts  []string
 		adopted int
+		logged  int // sequence entries seen in the orphan log at a flush
 	}
 	opts := Options{Lateness: 2 * time.Minute, MaxCached: 30}
 	build := func(s *side, own bool, rs []string) {
@@ -76,7 +79,7 @@ func orphanDifferential(t *testing.T, seed uint64) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		eng.noOrphans = own
+		eng.noOrphans, eng.noLog = own, own
 		s.eng = eng
 	}
 	sides := [2]*side{{st: &countingStore{MemStore: NewMemStore()}}, {st: &countingStore{MemStore: NewMemStore()}}}
@@ -140,6 +143,7 @@ func orphanDifferential(t *testing.T, seed uint64) {
 				}
 			}
 			checkBlobCounts(t, sides[0].st.MemStore, fmt.Sprintf("event %d, after a flush", i))
+			sides[0].logged += loggedEntries(t, sides[0].st.MemStore)
 		case 4: // restart from what was flushed
 			for j, s := range sides {
 				if err := s.eng.Flush(); err != nil {
@@ -187,6 +191,9 @@ func orphanDifferential(t *testing.T, seed uint64) {
 	}
 	if sides[0].adopted == 0 || sides[1].adopted != 0 {
 		t.Fatalf("orphans adopted: %d with orphan buffers, %d without; want some and none", sides[0].adopted, sides[1].adopted)
+	}
+	if sides[0].logged == 0 {
+		t.Fatal("no sequence state named an event in the orphan log: the stream exercises nothing of it")
 	}
 	if keys := blobKeys(sides[0].st.MemStore); len(keys) != 0 {
 		t.Fatalf("after everything expired: %d event keys left", len(keys))
@@ -347,4 +354,24 @@ func TestOrphanBufferReloadDropsClaims(t *testing.T) {
 	if !slices.Equal(got, want) || slices.Contains(got, "t.fs") || !slices.Contains(got, "t.as") {
 		t.Fatalf("alerts with orphan buffers %q, with own buffers %q; want the same, t.as and not t.fs", got, want)
 	}
+}
+
+// loggedEntries counts the sequence entries of the saved states whose
+// events are in the orphan log.
+func loggedEntries(t *testing.T, st *MemStore) int {
+	t.Helper()
+	n := 0
+	_ = st.Scan(statePrefix, func(k, v []byte) error {
+		var rs ruleState
+		if err := decodeState(bytes.Clone(v), &rs); err != nil {
+			t.Fatalf("state %q: %v", k, err)
+		}
+		for _, x := range rs.seq {
+			if x.chunk != 0 {
+				n++
+			}
+		}
+		return nil
+	})
+	return n
 }

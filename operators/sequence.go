@@ -34,10 +34,15 @@ func (e *Engine) sequence(ent *entry, ks event.Keyspace, key string, ev *event.E
 		}
 	}
 	rs.n++
-	blob, b := e.encode(ev)
+	x := seqEntry{h: h, t: t, mask: mask, until: until, n: rs.n}
+	if e.logsEvents(r) {
+		x.chunk, x.off, x.l = e.logEvent(ev, t+int64(r.MaxSpan))
+	} else {
+		x.blob, x.ev = e.encode(ev)
+	}
 	rs.seq = append(rs.seq, seqEntry{})
 	copy(rs.seq[i+1:], rs.seq[i:])
-	rs.seq[i] = seqEntry{h: h, t: t, mask: mask, until: until, n: rs.n, blob: blob, ev: b}
+	rs.seq[i] = x
 	e.touch(ent)
 
 	// Forget what no future event (time >= watermark) can complete.
@@ -95,12 +100,25 @@ func (e *Engine) sequence(ent *entry, ks event.Keyspace, key string, ev *event.E
 		steps := make([][]event.Event, len(m))
 		for j, k := range m {
 			s := &rs.seq[k]
-			steps[j] = []event.Event{e.eventAt(s.blob, s.ev, "", s.t)}
+			steps[j] = []event.Event{e.seqEvent(s)}
 		}
 		// The id hashes the steps' event ids, read from their events.
 		out = append(out, e.buildAlert(r, ks, key, steps, fromNanos(first), fromNanos(last), nil))
 	}
 	return out
+}
+
+// seqEvent returns a buffered step's event, from its blob or the orphan
+// log.
+func (e *Engine) seqEvent(s *seqEntry) event.Event {
+	if s.chunk == 0 {
+		return e.eventAt(s.blob, s.ev, "", s.t)
+	}
+	b, err := e.loggedEvent(s.chunk, s.off, s.l)
+	if err != nil && b == nil {
+		e.stats.EventsMissing++ // as for a blob the Store cannot read
+	}
+	return decodeEvent(b, "", s.t)
 }
 
 // matchHash is FNV-1a over the arrival numbers of a match's entries.

@@ -30,7 +30,8 @@ import (
 // anchor) are not in the value: the value holds blob numbers, and the
 // events are Store keys of their own shared by every state that buffers
 // them (blobs.go), written once when they enter and deleted when the last
-// state lets go. A Flush then rewrites the small value of every key
+// state lets go — or, for the steps of a sequence with a short maxspan,
+// where the event is in the orphan log (orphanlog.go). A Flush then rewrites the small value of every key
 // touched, not every buffered event: with events inline, re-encoding the
 // evidence and pending steps of busy keys on every batch was a third of
 // the engine's CPU on production-like traffic (BENCHMARKS.md). Values of
@@ -48,7 +49,7 @@ import (
 // not misread: the engine starts that key fresh and counts it in
 // Stats.StateDiscarded, as it does for a changed rule. A new section gets a
 // new tag; a tag is never reused.
-const stateVersion = 8
+const stateVersion = 9
 
 // Earlier versions, still read: events inline (2), events as keys of
 // their own per rule and key (3), threshold entries with whole ids
@@ -61,10 +62,14 @@ const stateVersion = 8
 // Orphan buffers have since left state values for the orphan log, which
 // writes its snapshots with appendOrphans; the sections of 7 and 8 are
 // read only to release the blobs of an older layout's buffers at start.
+// 9: a sequence entry's blob number 0 is followed by the chunk, offset
+// and length of its event in the orphan log (logsEvents); an older build
+// must not read that 0 as a blob number.
 const (
 	stateVersionInline = 2
 	stateVersionBlobs  = 3
 	stateVersionIDs    = 4
+	stateVersionLog    = 9
 )
 
 // Section tags. Never reuse or renumber one.
@@ -137,8 +142,13 @@ type seqEntry struct {
 	mask  uint64
 	until bool
 	n     uint64
-	blob  uint64 // its event's blob number
+	blob  uint64 // its event's blob number; 0 when it is in the orphan log
 	ev    []byte // the event, encoded; nil until read from its blob
+	// chunk, off, l: where the event is in the orphan log, for a sequence
+	// whose events live less than logMaxSpan (logsEvents); chunk 0 for a
+	// blob.
+	chunk  uint64
+	off, l uint32
 }
 
 // firedID remembers a completed match by a hash of its entries' arrival
@@ -312,6 +322,11 @@ func (sc *encodeScratch) appendState(b []byte, s *ruleState, r *rules.Rule) []by
 			}
 			b = binary.AppendUvarint(b, x.n)
 			b = binary.AppendUvarint(b, x.blob)
+			if x.blob == 0 { // in the orphan log (version 9)
+				b = binary.AppendUvarint(b, x.chunk)
+				b = binary.AppendUvarint(b, uint64(x.off))
+				b = binary.AppendUvarint(b, uint64(x.l))
+			}
 		}
 	}
 	if s.n != 0 {
@@ -500,7 +515,8 @@ func decodeState(v []byte, s *ruleState) error {
 	if v[8] < stateVersionInline || v[8] > stateVersion {
 		return fmt.Errorf("%w %d (this build reads %d to %d)", errUnknownStateVersion, v[8], stateVersionInline, stateVersion)
 	}
-	d := &reader{b: v, off: 9, inline: v[8] == stateVersionInline}
+	version := v[8]
+	d := &reader{b: v, off: 9, inline: version == stateVersionInline}
 	seen := uint16(0)
 	for d.off < len(d.b) && d.err == nil {
 		tag := d.b[d.off]
@@ -529,7 +545,16 @@ func decodeState(v []byte, s *ruleState) error {
 				x.mask = d.uvarint()
 				x.until = d.byte() != 0
 				x.n = d.uvarint()
-				x.blob, x.ev = d.event()
+				if version >= stateVersionLog {
+					if x.blob = d.uvarint(); x.blob == 0 {
+						x.chunk, x.off, x.l = d.uvarint(), uint32(d.uvarint()), uint32(d.uvarint())
+						if x.chunk == 0 {
+							d.fail("sequence event in no blob and no chunk")
+						}
+					}
+				} else {
+					x.blob, x.ev = d.event()
+				}
 			}
 		case tagN:
 			s.n = d.uvarint()
@@ -593,11 +618,14 @@ func decodeState(v []byte, s *ruleState) error {
 	return nil
 }
 
-// eachEvent calls fn for every buffered event of s: its blob number and
-// its encoding (nil when only the number was read from the Store).
+// eachEvent calls fn for every buffered event of s held as a blob: its
+// number and its encoding (nil when only the number was read from the
+// Store). Sequence events in the orphan log are not blobs.
 func (s *ruleState) eachEvent(fn func(blob *uint64, ev *[]byte)) {
 	for i := range s.seq {
-		fn(&s.seq[i].blob, &s.seq[i].ev)
+		if s.seq[i].chunk == 0 { // else in the orphan log, counted by no one
+			fn(&s.seq[i].blob, &s.seq[i].ev)
+		}
 	}
 	for i := range s.anchors {
 		fn(&s.anchors[i].blob, &s.anchors[i].ev)
