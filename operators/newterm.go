@@ -8,6 +8,18 @@ import (
 // maxTerms bounds the terms remembered per key.
 const maxTerms = 5000
 
+// termResolution divides a lookback into the resolution at which a term's
+// last sighting is recorded: a sighting within lookback/termResolution of
+// the recorded one (20 minutes of 14 days) changes nothing, so the key's
+// state is not rewritten. A user's country is seen on every sign-in —
+// non-interactive token refreshes come every few minutes — and rewriting
+// the user's terms each time was a fifth of the Store writes on
+// production-like traffic. The price: the recorded sighting may be up to
+// that much older than the last one, so a term can be new that much
+// before its lookback has passed since it was last seen. The same events
+// give the same alerts, live or replayed.
+const termResolution = 1024
+
 // newTerm fires when ev carries a value of the term field not seen for
 // this key within the lookback before ev.Time.
 func (e *Engine) newTerm(ent *entry, ks event.Keyspace, key string, ev *event.Event) []alert.Alert {
@@ -23,13 +35,14 @@ func (e *Engine) newTerm(ent *entry, ks event.Keyspace, key string, ev *event.Ev
 		e.touch(ent)
 	}
 	lb := int64(nt.Lookback)
+	res := max(lb/termResolution, 1)
 	fresh := false
 	for _, term := range terms {
 		last, seen := rs.terms[term]
 		if !seen || last < t-lb {
 			fresh = true
 		}
-		if !seen || t > last {
+		if !seen || t >= last+res {
 			rs.terms[term] = t
 			e.touch(ent)
 		}
