@@ -38,6 +38,17 @@ func successes(t *testing.T, eng *Engine, n int, t0 time.Time, step time.Duratio
 	}
 }
 
+// advance moves eng's watermark to to and flushes.
+func advance(t *testing.T, eng *Engine, to time.Time) {
+	t.Helper()
+	if _, err := eng.Advance(to); err != nil {
+		t.Fatal(err)
+	}
+	if err := eng.Flush(); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // chunkKeys lists the orphan log's chunks in the store.
 func chunkKeys(st *MemStore) []string {
 	var out []string
@@ -297,15 +308,6 @@ func TestSequenceEventsInLog(t *testing.T) {
 		}
 		return eng
 	}
-	advance := func(eng *Engine, to time.Time) {
-		t.Helper()
-		if _, err := eng.Advance(to); err != nil {
-			t.Fatal(err)
-		}
-		if err := eng.Flush(); err != nil {
-			t.Fatal(err)
-		}
-	}
 	t0 := time.Date(2025, 5, 1, 9, 0, 0, 0, time.UTC)
 	raw := []byte(`{"big":"` + strings.Repeat("y", 3000) + `"}`)
 	eng := newEngine()
@@ -326,7 +328,7 @@ func TestSequenceEventsInLog(t *testing.T) {
 
 	// The watermark passes the failures but not maxspan after them: the
 	// chunk stays, and a restarted engine completes a's sequence.
-	advance(eng, t0.Add(4*time.Minute))
+	advance(t, eng, t0.Add(4*time.Minute))
 	eng = newEngine()
 	as := process(t, eng, logon("s-a", "a", t0.Add(5*time.Minute), event.OutcomeSuccess))
 	if len(as) != 1 || as[0].RuleID != "t.fs" {
@@ -345,11 +347,11 @@ func TestSequenceEventsInLog(t *testing.T) {
 	// The failures' chunk goes once the watermark passes maxspan after the
 	// newest of them (c's, t0+2s), not before.
 	first := chunkKeys(st)[0]
-	advance(eng, t0.Add(10*time.Minute+2*time.Second))
+	advance(t, eng, t0.Add(10*time.Minute+2*time.Second))
 	if c := chunkKeys(st); len(c) == 0 || c[0] != first {
 		t.Fatalf("watermark at maxspan after the newest failure: chunks %q, want %q kept", c, first)
 	}
-	advance(eng, t0.Add(10*time.Minute+3*time.Second))
+	advance(t, eng, t0.Add(10*time.Minute+3*time.Second))
 	if c := chunkKeys(st); slices.Contains(c, first) {
 		t.Fatalf("watermark past maxspan after the newest failure: chunks %q still hold %q", c, first)
 	}
@@ -363,7 +365,7 @@ func TestSequenceEventsInLog(t *testing.T) {
 	if err := eng.Flush(); err != nil {
 		t.Fatal(err)
 	}
-	advance(eng, t1.Add(2*time.Minute)) // past the orphan, within t.un's maxspan
+	advance(t, eng, t1.Add(2*time.Minute)) // past the orphan, within t.un's maxspan
 	eng = newEngine()
 	as = process(t, eng, event.Event{ID: "au-x", Time: t1.Add(3 * time.Minute), Type: "audit", User: "x"})
 	if len(as) != 1 || as[0].RuleID != "t.un" {

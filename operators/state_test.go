@@ -549,15 +549,6 @@ func TestSweepReadsStoreOnlyForUncachedExpiry(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	advance := func(eng *Engine, to time.Time) {
-		t.Helper()
-		if _, err := eng.Advance(to); err != nil {
-			t.Fatal(err)
-		}
-		if err := eng.Flush(); err != nil {
-			t.Fatal(err)
-		}
-	}
 
 	// Everything cached: one scan at the first sweep, none after, and
 	// the expired keys still go.
@@ -570,10 +561,10 @@ func TestSweepReadsStoreOnlyForUncachedExpiry(t *testing.T) {
 		fail(eng, u, t0.Add(time.Duration(i)*time.Second))
 	}
 	for m := 1; m <= 30; m++ {
-		advance(eng, t0.Add(time.Duration(m)*time.Minute))
+		advance(t, eng, t0.Add(time.Duration(m)*time.Minute))
 	}
 	fail(eng, "d", t0.Add(40*time.Minute))
-	advance(eng, t0.Add(90*time.Minute))
+	advance(t, eng, t0.Add(90*time.Minute))
 	if st.scans != 1 {
 		t.Fatalf("%d scans of the Store with every key cached, want 1 (the first sweep)", st.scans)
 	}
@@ -588,28 +579,28 @@ func TestSweepReadsStoreOnlyForUncachedExpiry(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	advance(eng, t0) // the first sweep
+	advance(t, eng, t0) // the first sweep
 	fail(eng, "a", t0.Add(time.Second))
 	fail(eng, "b", t0.Add(20*time.Minute))
-	advance(eng, t0.Add(20*time.Minute)) // evicts a and b
+	advance(t, eng, t0.Add(20*time.Minute)) // evicts a and b
 	scans := st.scans
 	for m := 21; m <= 60; m++ {
-		advance(eng, t0.Add(time.Duration(m)*time.Minute))
+		advance(t, eng, t0.Add(time.Duration(m)*time.Minute))
 	}
 	if st.scans != scans {
 		t.Fatalf("%d scans before an uncached key could expire, want 0", st.scans-scans)
 	}
-	advance(eng, t0.Add(62*time.Minute)) // a expired
+	advance(t, eng, t0.Add(62*time.Minute)) // a expired
 	if st.scans != scans+1 || stateKeys(st.MemStore) != 1 {
 		t.Fatalf("after a expired: %d scans, %d state keys; want 1 scan and b's key", st.scans-scans, stateKeys(st.MemStore))
 	}
 	for m := 63; m <= 79; m++ {
-		advance(eng, t0.Add(time.Duration(m)*time.Minute))
+		advance(t, eng, t0.Add(time.Duration(m)*time.Minute))
 	}
 	if st.scans != scans+1 {
 		t.Fatalf("%d scans before b could expire, want 1", st.scans-scans)
 	}
-	advance(eng, t0.Add(81*time.Minute))
+	advance(t, eng, t0.Add(81*time.Minute))
 	if st.scans != scans+2 || stateKeys(st.MemStore) != 0 {
 		t.Fatalf("after b expired: %d scans, %d state keys; want 2 and none", st.scans-scans, stateKeys(st.MemStore))
 	}
