@@ -23,16 +23,20 @@ import (
 
 func TestMain(m *testing.M) { kafkatest.Main(m) }
 
-const seqRule = `
+// seqRule is a three-step sequence within maxspan: an hour keeps its
+// pending steps' events as blobs, ten minutes in the orphan log
+// (operators' logsEvents) — both must come back from the changelog.
+func seqRule(maxspan string) string {
+	return `
 id: test.three_steps
 name: Three steps
-description: a, then b, then c by the same user within an hour
+description: a, then b, then c by the same user within maxspan
 severity: high
 tactics: [TA0002]
 techniques: [T1059]
 kind: sequence
 by: user
-maxspan: 1h
+maxspan: ` + maxspan + `
 steps:
   - name: first
     where: Action == "a"
@@ -43,6 +47,7 @@ steps:
     where: Action == "c"
     entities: {device: Device}
 `
+}
 
 type fixture struct {
 	events, alerts, dlq, changelog, group string
@@ -50,9 +55,9 @@ type fixture struct {
 	set                                   *rules.Set
 }
 
-func newFixture(t *testing.T) fixture {
+func newFixture(t *testing.T, rule string) fixture {
 	cl := kafkatest.Client(t)
-	set, err := rules.LoadSources([]rules.Source{{Name: "seq.yaml", Data: []byte(seqRule)}}, nil, rules.Options{})
+	set, err := rules.LoadSources([]rules.Source{{Name: "seq.yaml", Data: []byte(rule)}}, nil, rules.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -150,65 +155,74 @@ func (f fixture) alertsFor(t *testing.T, wait time.Duration) []alert.Alert {
 // committed, with step 2 processed but not committed — and the partition
 // is picked up by a restart of the same worker or by a second worker with
 // an empty disk. Step 3 then completes the sequence exactly once, with
-// every step's event.
+// every step's event: for a sequence whose events are blobs and for one
+// whose events are in the orphan log.
 func TestSequenceSurvivesCrash(t *testing.T) {
-	for _, mode := range []string{"restart", "second-worker"} {
-		t.Run(mode, func(t *testing.T) {
-			f := newFixture(t)
-			dir := t.TempDir()
-			var armed atomic.Bool
-			var crashed atomic.Int32
-			crash := func(records int) bool {
-				if armed.Load() && records > 0 {
-					crashed.Add(1)
-					return true
-				}
-				return false
-			}
-			a := f.runner(t, "a", dir, crash)
-			done := make(chan error, 1)
-			go func() { done <- a.Run(context.Background()) }()
+	for _, c := range []struct {
+		name    string
+		maxspan string
+		step    time.Duration // between the steps
+	}{{"blobs", "1h", 10 * time.Minute}, {"log", "10m", 4 * time.Minute}} {
+		for _, mode := range []string{"restart", "second-worker"} {
+			t.Run(c.name+"/"+mode, func(t *testing.T) { sequenceSurvivesCrash(t, seqRule(c.maxspan), c.step, mode) })
+		}
+	}
+}
 
-			f.send(t, "e1", "a", 0)
-			f.waitCommitted(t, 1)
-			armed.Store(true)
-			f.send(t, "e2", "b", 10*time.Minute)
-			select {
-			case err := <-done:
-				if !errors.Is(err, runtime.ErrCrashed) {
-					t.Fatalf("worker a: %v, want a crash", err)
-				}
-			case <-time.After(30 * time.Second):
-				t.Fatal("worker a never crashed")
-			}
+func sequenceSurvivesCrash(t *testing.T, rule string, step time.Duration, mode string) {
+	f := newFixture(t, rule)
+	dir := t.TempDir()
+	var armed atomic.Bool
+	var crashed atomic.Int32
+	crash := func(records int) bool {
+		if armed.Load() && records > 0 {
+			crashed.Add(1)
+			return true
+		}
+		return false
+	}
+	a := f.runner(t, "a", dir, crash)
+	done := make(chan error, 1)
+	go func() { done <- a.Run(context.Background()) }()
 
-			id, d := "a", dir // a restart: same transactional id and disk
-			if mode == "second-worker" {
-				id, d = "b", t.TempDir() // a new worker: its state comes from the changelog
-			}
-			b := f.runner(t, id, d, nil)
-			ctx, cancel := context.WithCancel(context.Background())
-			doneB := make(chan error, 1)
-			go func() { doneB <- b.Run(ctx) }()
-			defer func() { cancel(); <-doneB }()
-			f.send(t, "e3", "c", 20*time.Minute)
+	f.send(t, "e1", "a", 0)
+	f.waitCommitted(t, 1)
+	armed.Store(true)
+	f.send(t, "e2", "b", step)
+	select {
+	case err := <-done:
+		if !errors.Is(err, runtime.ErrCrashed) {
+			t.Fatalf("worker a: %v, want a crash", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("worker a never crashed")
+	}
 
-			got := f.alertsFor(t, 8*time.Second)
-			if len(got) != 1 {
-				t.Fatalf("%d alerts, want exactly 1: %+v", len(got), got)
-			}
-			al := got[0]
-			if al.RuleID != "test.three_steps" || al.Key != "erin@contoso.example" || len(al.Steps) != 3 {
-				t.Fatalf("alert = %+v", al)
-			}
-			for i, want := range []string{"e1", "e2", "e3"} {
-				if len(al.Steps[i].Events) != 1 || al.Steps[i].Events[0].ID != want {
-					t.Errorf("step %d events = %+v, want %s", i, al.Steps[i].Events, want)
-				}
-			}
-			if al.ID != alert.MakeID(al.RuleID, al.RuleVersion, event.KeyUser, al.Key, []string{"e1", "e2", "e3"}) {
-				t.Errorf("alert id %s is not the deterministic id", al.ID)
-			}
-		})
+	id, d := "a", dir // a restart: same transactional id and disk
+	if mode == "second-worker" {
+		id, d = "b", t.TempDir() // a new worker: its state comes from the changelog
+	}
+	b := f.runner(t, id, d, nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	doneB := make(chan error, 1)
+	go func() { doneB <- b.Run(ctx) }()
+	defer func() { cancel(); <-doneB }()
+	f.send(t, "e3", "c", 2*step)
+
+	got := f.alertsFor(t, 8*time.Second)
+	if len(got) != 1 {
+		t.Fatalf("%d alerts, want exactly 1: %+v", len(got), got)
+	}
+	al := got[0]
+	if al.RuleID != "test.three_steps" || al.Key != "erin@contoso.example" || len(al.Steps) != 3 {
+		t.Fatalf("alert = %+v", al)
+	}
+	for i, want := range []string{"e1", "e2", "e3"} {
+		if len(al.Steps[i].Events) != 1 || al.Steps[i].Events[0].ID != want {
+			t.Errorf("step %d events = %+v, want %s", i, al.Steps[i].Events, want)
+		}
+	}
+	if al.ID != alert.MakeID(al.RuleID, al.RuleVersion, event.KeyUser, al.Key, []string{"e1", "e2", "e3"}) {
+		t.Errorf("alert id %s is not the deterministic id", al.ID)
 	}
 }
