@@ -30,7 +30,9 @@
 // The expiry prefix lets the sweep in Advance drop dead state without
 // decoding it. Buffered events are not in the value: each is one key
 // "e/<number>" (blobs.go) in the pipeline/event codec with a count of the
-// states that name it, shared by every rule that buffers it. Values of
+// states that name it, shared by every rule that buffers it — or, for the
+// steps of a sequence whose maxspan is at most 15 minutes, a record of the
+// orphan log (below) kept until the watermark passes maxspan after it. Values of
 // earlier binary versions are read and migrated; one of an unknown
 // version (the JSON of early builds, or a newer release's) is not misread:
 // the key starts fresh and Stats.StateDiscarded counts it. A changed rule
@@ -53,7 +55,8 @@
 // kept only once the group is close enough to its having's lower bounds
 // for them to be a firing window's newest; the alert id hashes the id
 // hashes of the window's entries. An absence, its pending anchors
-// (encoded) and recent expect times; a new_term, term → last seen.
+// (encoded) and recent expect times; a new_term, term → last seen (at a
+// resolution of a 1024th of the lookback).
 //
 // The Engine caches state in memory and writes the entries changed since
 // the last Flush, which the stage calls before committing its transaction.
