@@ -119,8 +119,8 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"strings"
 	"time"
+	"unsafe"
 )
 
 // CodecVersion is the format version that Marshal writes as the first byte.
@@ -426,7 +426,9 @@ func unmarshal(b []byte, e *Event, shareRaw bool) error {
 	}
 
 	d.off = 1
-	d.strs.Grow(strBytes)
+	if strBytes > 0 {
+		d.strs = make([]byte, 0, strBytes)
+	}
 	if n := nUsers + nDevices + nIPs; n > 0 {
 		all := make([]string, 0, n)
 		d.users = all[0:0:nUsers]
@@ -461,10 +463,13 @@ type decoder struct {
 	b        []byte
 	off      int
 	shareRaw bool // Raw is a subslice of b (UnmarshalShared)
-	// strs is the event's string arena: a strings.Builder only appends,
-	// so a string taken from it stays valid and immutable, and with the
-	// capacity reserved by pass 1 it is one allocation.
-	strs strings.Builder
+	// strs is the event's string arena: it is only appended to, so a
+	// string taken from it stays valid and immutable (an append past its
+	// capacity moves on to a new array and leaves the old one to the
+	// strings in it), and with the capacity reserved by pass 1 it is one
+	// allocation. (A strings.Builder allocates without zeroing, but its
+	// copy check on every Write cost more than the zeroing.)
+	strs []byte
 	// users, devices, ips are zero-length windows on one backing array,
 	// each with the capacity pass 1 counted.
 	users, devices, ips []string
@@ -582,22 +587,15 @@ func (d *decoder) skip(wire uint64) error {
 // field decodes the value of field num into e. Known fields must carry the
 // wire type this version assigns them.
 func (d *decoder) field(e *Event, num, wire uint64) error {
-	var (
-		s    *string    // string field to fill
-		i    *int64     // int64 field to fill
-		ip   *int       // int field to fill
-		t    *time.Time // time field to fill
-		list *[]string  // repeated string field to append to
-	)
 	switch num {
 	case fID:
-		s = &e.ID
+		return d.str(wire, &e.ID)
 	case fTime:
-		t = &e.Time
+		return d.timeField(wire, &e.Time)
 	case fReceived:
-		t = &e.Received
+		return d.timeField(wire, &e.Received)
 	case fSource:
-		s = &e.Source
+		return d.str(wire, &e.Source)
 	case fCategory:
 		var v string
 		if err := d.str(wire, &v); err != nil {
@@ -606,9 +604,9 @@ func (d *decoder) field(e *Event, num, wire uint64) error {
 		e.Category = Category(v)
 		return nil
 	case fType:
-		s = &e.Type
+		return d.str(wire, &e.Type)
 	case fAction:
-		s = &e.Action
+		return d.str(wire, &e.Action)
 	case fOutcome:
 		var v string
 		if err := d.str(wire, &v); err != nil {
@@ -617,82 +615,82 @@ func (d *decoder) field(e *Event, num, wire uint64) error {
 		e.Outcome = Outcome(v)
 		return nil
 	case fSeverity:
-		s = &e.Severity
+		return d.str(wire, &e.Severity)
 	case fTitle:
-		s = &e.Title
+		return d.str(wire, &e.Title)
 	case fUser:
-		s = &e.User
+		return d.str(wire, &e.User)
 	case fUserID:
-		s = &e.UserID
+		return d.str(wire, &e.UserID)
 	case fDevice:
-		s = &e.Device
+		return d.str(wire, &e.Device)
 	case fDeviceID:
-		s = &e.DeviceID
+		return d.str(wire, &e.DeviceID)
 	case fSrcIP:
-		s = &e.SrcIP
+		return d.str(wire, &e.SrcIP)
 	case fDstIP:
-		s = &e.DstIP
+		return d.str(wire, &e.DstIP)
 	case fSrcPort:
-		ip = &e.SrcPort
+		return d.intField(wire, &e.SrcPort)
 	case fDstPort:
-		ip = &e.DstPort
+		return d.intField(wire, &e.DstPort)
 	case fProtocol:
-		s = &e.Protocol
+		return d.str(wire, &e.Protocol)
 	case fResource:
-		s = &e.Resource
+		return d.str(wire, &e.Resource)
 	case fApp:
-		s = &e.App
+		return d.str(wire, &e.App)
 	case fURL:
-		s = &e.URL
+		return d.str(wire, &e.URL)
 	case fDomain:
-		s = &e.Domain
+		return d.str(wire, &e.Domain)
 	case fCountry:
-		s = &e.Country
+		return d.str(wire, &e.Country)
 	case fBytesIn:
-		i = &e.BytesIn
+		return d.int64Field(wire, &e.BytesIn)
 	case fBytesOut:
-		i = &e.BytesOut
+		return d.int64Field(wire, &e.BytesOut)
 
 	case fProcName:
-		s = &e.Process.Name
+		return d.str(wire, &e.Process.Name)
 	case fProcPath:
-		s = &e.Process.Path
+		return d.str(wire, &e.Process.Path)
 	case fProcCommandLine:
-		s = &e.Process.CommandLine
+		return d.str(wire, &e.Process.CommandLine)
 	case fProcPID:
-		i = &e.Process.PID
+		return d.int64Field(wire, &e.Process.PID)
 	case fProcSHA256:
-		s = &e.Process.SHA256
+		return d.str(wire, &e.Process.SHA256)
 	case fProcSHA1:
-		s = &e.Process.SHA1
+		return d.str(wire, &e.Process.SHA1)
 	case fProcMD5:
-		s = &e.Process.MD5
+		return d.str(wire, &e.Process.MD5)
 	case fProcParentName:
-		s = &e.Process.ParentName
+		return d.str(wire, &e.Process.ParentName)
 	case fProcParentCommandLine:
-		s = &e.Process.ParentCommandLine
+		return d.str(wire, &e.Process.ParentCommandLine)
 	case fProcParentPID:
-		i = &e.Process.ParentPID
+		return d.int64Field(wire, &e.Process.ParentPID)
 
 	case fFileName:
-		s = &e.File.Name
+		return d.str(wire, &e.File.Name)
 	case fFilePath:
-		s = &e.File.Path
+		return d.str(wire, &e.File.Path)
 	case fFileSHA256:
-		s = &e.File.SHA256
+		return d.str(wire, &e.File.SHA256)
 	case fFileSHA1:
-		s = &e.File.SHA1
+		return d.str(wire, &e.File.SHA1)
 	case fFileMD5:
-		s = &e.File.MD5
+		return d.str(wire, &e.File.MD5)
 	case fFileSize:
-		i = &e.File.Size
+		return d.int64Field(wire, &e.File.Size)
 
 	case fRelatedUsers:
-		list = &d.users
+		return d.listField(wire, &d.users)
 	case fRelatedDevices:
-		list = &d.devices
+		return d.listField(wire, &d.devices)
 	case fRelatedIPs:
-		list = &d.ips
+		return d.listField(wire, &d.ips)
 
 	case fRaw:
 		if err := d.want(wire, wireBytes); err != nil {
@@ -712,65 +710,82 @@ func (d *decoder) field(e *Event, num, wire uint64) error {
 	default:
 		return d.skip(wire)
 	}
+}
 
-	switch {
-	case s != nil:
-		return d.str(wire, s)
-	case t != nil:
-		if err := d.want(wire, wireTime); err != nil {
-			return err
-		}
-		v, err := d.time()
-		*t = v
+func (d *decoder) timeField(wire uint64, t *time.Time) error {
+	if err := d.want(wire, wireTime); err != nil {
 		return err
-	case i != nil, ip != nil:
-		if err := d.want(wire, wireVarint); err != nil {
-			return err
-		}
-		v, err := d.varint()
-		if err != nil {
-			return err
-		}
-		if i != nil {
-			*i = v
-			return nil
-		}
-		if v < math.MinInt || v > math.MaxInt {
-			return fmt.Errorf("%d overflows int", v)
-		}
-		*ip = int(v)
-		return nil
-	default: // list
-		var v string
-		if err := d.str(wire, &v); err != nil {
-			return err
-		}
-		*list = append(*list, v)
-		return nil
 	}
+	v, err := d.time()
+	*t = v
+	return err
+}
+
+func (d *decoder) int64Field(wire uint64, i *int64) error {
+	if err := d.want(wire, wireVarint); err != nil {
+		return err
+	}
+	v, err := d.varint()
+	*i = v
+	return err
+}
+
+func (d *decoder) intField(wire uint64, i *int) error {
+	var v int64
+	if err := d.int64Field(wire, &v); err != nil {
+		return err
+	}
+	if v < math.MinInt || v > math.MaxInt {
+		return fmt.Errorf("%d overflows int", v)
+	}
+	*i = int(v)
+	return nil
+}
+
+func (d *decoder) listField(wire uint64, list *[]string) error {
+	var v string
+	if err := d.str(wire, &v); err != nil {
+		return err
+	}
+	*list = append(*list, v)
+	return nil
 }
 
 func (d *decoder) want(got, want uint64) error {
 	if got != want {
-		return fmt.Errorf("wire type %d, want %d", got, want)
+		return wireErr(got, want)
 	}
 	return nil
 }
 
+func wireErr(got, want uint64) error { return fmt.Errorf("wire type %d, want %d", got, want) }
+
 func (d *decoder) str(wire uint64, s *string) error {
-	if err := d.want(wire, wireBytes); err != nil {
-		return err
+	if wire != wireBytes {
+		return wireErr(wire, wireBytes)
+	}
+	// Most strings are shorter than 128 bytes: a one-byte length.
+	if off := d.off; off < len(d.b) && d.b[off] < 0x80 {
+		if n := int(d.b[off]); n <= len(d.b)-off-1 {
+			d.off = off + 1 + n
+			*s = d.intern(d.b[off+1 : off+1+n])
+			return nil
+		}
 	}
 	v, err := d.bytes()
 	if err != nil {
 		return err
 	}
-	if len(v) == 0 {
-		*s = ""
-		return nil
-	}
-	n := d.strs.Len()
-	d.strs.Write(v)
-	*s = d.strs.String()[n:]
+	*s = d.intern(v)
 	return nil
+}
+
+// intern returns v as a string in the event's arena.
+func (d *decoder) intern(v []byte) string {
+	if len(v) == 0 {
+		return ""
+	}
+	n := len(d.strs)
+	d.strs = append(d.strs, v...)
+	return unsafe.String(&d.strs[n], len(v))
 }
