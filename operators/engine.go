@@ -169,6 +169,9 @@ type crule struct {
 	// orphans: an ordered sequence of two steps or more, whose later-step
 	// events wait in the key's orphan buffer while it buffers nothing.
 	orphans bool
+	// logs: a sequence whose steps' events go to the orphan log
+	// (logsEvents).
+	logs bool
 	// states caches the per-key state of this rule.
 	states map[string]*entry
 }
@@ -364,7 +367,7 @@ func (e *Engine) install(set *rules.Set) {
 			continue
 		}
 		cr := &crule{Rule: r, idx: len(e.rules), prefix: "s/" + r.ID + "@" + r.Version + "/", ref: idHash(r.ID + "@" + r.Version),
-			orphans: r.Kind == rules.KindSequence && !r.Unordered && len(r.Steps) > 1, states: map[string]*entry{}}
+			orphans: r.Kind == rules.KindSequence && !r.Unordered && len(r.Steps) > 1, logs: logsEvents(r), states: map[string]*entry{}}
 		e.rules = append(e.rules, cr)
 		e.byPrefix[cr.prefix] = cr
 		if cr.orphans && e.orphanRules[r.Keyspace] == nil {
@@ -551,9 +554,7 @@ type encoded struct {
 	ev *event.Event
 	n  uint64 // 0 until a state buffers it as a blob
 	b  []byte
-	// chunk, off, l: where it is in the orphan log, once an orphan
-	chunk  uint64
-	off, l uint32
+	at logRef // where it is in the orphan log, once logged (logEvent)
 }
 
 // current returns the Process's encoding record for ev, starting a

@@ -98,6 +98,24 @@ type logChunk struct {
 // names: the orphans in it are forgotten.
 func (c *logChunk) passed(wm int64) bool { return c.horizon < wm }
 
+// logRef is where an event is in the log — an orphan's, or a logged
+// sequence step's: its chunk, and the offset and length of the event in
+// the chunk's uncompressed value. The zero logRef names nothing.
+type logRef struct {
+	chunk  uint64
+	off, n uint32
+}
+
+func appendLogRef(b []byte, r logRef) []byte {
+	b = binary.AppendUvarint(b, r.chunk)
+	b = binary.AppendUvarint(b, uint64(r.off))
+	return binary.AppendUvarint(b, uint64(r.n))
+}
+
+func (d *reader) logRef() logRef {
+	return logRef{chunk: d.uvarint(), off: uint32(d.uvarint()), n: uint32(d.uvarint())}
+}
+
 // orphanLog is the engine's part of the log: chunks filled since the
 // last Flush, the chunks in the Store (in number order), and the last
 // chunk read (a sign-in is the orphan of several
@@ -115,8 +133,8 @@ type orphanLog struct {
 	pruneAt int
 	// adopted memoizes, for the current Process, the blob an orphan's
 	// event became: sequences adopting the same orphan share it.
-	adoptedAt [2]uint64 // chunk, offset
-	adoptedIn uint64    // Stats.Events when it was adopted
+	adoptedAt logRef
+	adoptedIn uint64 // Stats.Events when it was adopted
 	adoptedN  uint64
 	adoptedEv []byte
 }
@@ -149,36 +167,36 @@ const logMaxSpan = 15 * time.Minute
 // and deleted once the watermark passes maxspan after its newest event,
 // when the sequence has forgotten them (an entry goes when its time is
 // more than maxspan before the watermark).
-func (e *Engine) logsEvents(r *crule) bool {
-	return r.Kind == rules.KindSequence && r.MaxSpan > 0 && r.MaxSpan <= logMaxSpan && !e.noLog
+func logsEvents(r *rules.Rule) bool {
+	return r.Kind == rules.KindSequence && r.MaxSpan > 0 && r.MaxSpan <= logMaxSpan
 }
 
 // logEvent puts the current event in the log (once per Process: an orphan
 // and the sequences share it) and keeps its chunk until the watermark
 // passes horizon.
-func (e *Engine) logEvent(ev *event.Event, horizon int64) (chunk uint64, off, n uint32) {
+func (e *Engine) logEvent(ev *event.Event, horizon int64) logRef {
 	c := e.current(ev)
-	if c.chunk == 0 {
-		c.chunk, c.off, c.l = e.appendLogEvent(e.orphanEncoding(), horizon)
-		return c.chunk, c.off, c.l
+	if c.at.chunk == 0 {
+		c.at = e.appendLogEvent(e.orphanEncoding(), horizon)
+		return c.at
 	}
 	for i := range e.olog.pending { // logged in this Process: still pending
-		if p := &e.olog.pending[i]; p.n == c.chunk {
+		if p := &e.olog.pending[i]; p.n == c.at.chunk {
 			p.horizon = max(p.horizon, horizon)
 		}
 	}
-	return c.chunk, c.off, c.l
+	return c.at
 }
 
 // appendLogEvent appends an event to the log, kept until the watermark
 // passes horizon, and returns where it is.
-func (e *Engine) appendLogEvent(ev []byte, horizon int64) (chunk uint64, off, n uint32) {
+func (e *Engine) appendLogEvent(ev []byte, horizon int64) logRef {
 	c := e.chunkFor(1 + binary.MaxVarintLen32 + len(ev))
 	c.b = binary.AppendUvarint(append(c.b, recEvent), uint64(len(ev)))
-	off = uint32(len(c.b))
+	at := logRef{chunk: c.n, off: uint32(len(c.b)), n: uint32(len(ev))}
 	c.b = append(c.b, ev...)
 	c.horizon = max(c.horizon, horizon)
-	return c.n, off, uint32(len(ev))
+	return at
 }
 
 // logSnapshot appends the orphan buffer of ent (a pseudo-rule's entry)
@@ -216,39 +234,35 @@ func (e *Engine) clearOrphans(r *crule) {
 	c.b = appendLogString(append(c.b, recClear), string(r.Keyspace))
 }
 
-// orphanEvent returns a copy of o's event (logEvent).
-func (e *Engine) orphanEvent(o *orphan) ([]byte, error) { return e.loggedEvent(o.chunk, o.off, o.n) }
-
-// loggedEvent returns a copy of the event at off, n bytes long, in chunk
-// (appendLogEvent), from the pending chunk or the Store; nil when the
-// Store lost it (counted in Stats.EventsMissing).
-func (e *Engine) loggedEvent(chunk uint64, off, n uint32) ([]byte, error) {
+// loggedEvent returns a copy of the event at r, from the pending chunk or
+// the Store; nil when the Store lost it (counted in Stats.EventsMissing).
+func (e *Engine) loggedEvent(r logRef) ([]byte, error) {
 	l := &e.olog
 	var v []byte
 	for i := range l.pending {
-		if l.pending[i].n == chunk {
+		if l.pending[i].n == r.chunk {
 			v = l.pending[i].b
 		}
 	}
-	if v == nil && l.readN == chunk && l.readV != nil {
+	if v == nil && l.readN == r.chunk && l.readV != nil {
 		v = l.readV
 	}
 	if v == nil {
 		var err error
-		if v, err = e.st.Get(e.chunkKey(chunk)); err == nil {
+		if v, err = e.st.Get(e.chunkKey(r.chunk)); err == nil {
 			v, err = chunkRecords(v)
 		}
 		if err != nil {
-			return nil, fmt.Errorf("read orphan log chunk %d: %w", chunk, err)
+			return nil, fmt.Errorf("read orphan log chunk %d: %w", r.chunk, err)
 		}
-		l.readN, l.readV = chunk, v
+		l.readN, l.readV = r.chunk, v
 	}
-	end := uint64(off) + uint64(n)
+	end := uint64(r.off) + uint64(r.n)
 	if v == nil || end > uint64(len(v)) {
 		e.stats.EventsMissing++
 		return nil, nil
 	}
-	return bytes.Clone(v[off:end]), nil // not the chunk: a state keeps it
+	return bytes.Clone(v[r.off:end]), nil // not the chunk: a state keeps it
 }
 
 // adoptedBlob returns the blob number and event of an orphan a sequence
@@ -256,11 +270,11 @@ func (e *Engine) loggedEvent(chunk uint64, off, n uint32) ([]byte, error) {
 // adopt it in the same Process.
 func (e *Engine) adoptedBlob(o *orphan) (uint64, []byte, error) {
 	l := &e.olog
-	at := [2]uint64{o.chunk, uint64(o.off)}
+	at := o.at
 	if l.adoptedN != 0 && l.adoptedIn == e.stats.Events && l.adoptedAt == at {
 		return l.adoptedN, l.adoptedEv, nil
 	}
-	ev, err := e.orphanEvent(o)
+	ev, err := e.loggedEvent(o.at)
 	if err != nil {
 		return 0, nil, err
 	}

@@ -42,11 +42,9 @@ const orphanRulePrefix = "~orphans."
 
 // orphan is an event held for the sequences that own it.
 type orphan struct {
-	h uint64 // idHash of its id
-	t int64
-	// chunk, off, n: where its event is in the orphan log (orphanlog.go)
-	chunk  uint64
-	off, n uint32
+	h  uint64 // idHash of its id
+	t  int64
+	at logRef // where its event is in the orphan log (orphanlog.go)
 	// blob is its event's blob in the buffers of state version 7, read
 	// only to release it (loadOrphanLog); 0 in the log.
 	blob   uint64
@@ -88,12 +86,12 @@ func (e *Engine) addOrphan(r *crule, ks event.Keyspace, key string, ev *event.Ev
 		}
 	}
 	if o == nil {
-		chunk, off, n := e.logEvent(ev, t) // once per Process
+		at := e.logEvent(ev, t) // once per Process
 		rs.orphans = append(rs.orphans, orphan{})
 		copy(rs.orphans[i+1:], rs.orphans[i:])
 		// No copy of the event in memory: until the Flush it is in the
-		// pending chunk, then in the Store (orphanEvent).
-		rs.orphans[i] = orphan{h: h, t: t, chunk: chunk, off: off, n: n}
+		// pending chunk, then in the Store (loggedEvent).
+		rs.orphans[i] = orphan{h: h, t: t, at: at}
 		o = &rs.orphans[i]
 	}
 	if o.owner(r.ref) >= 0 {

@@ -367,7 +367,7 @@ func loggedEntries(t *testing.T, st *MemStore) int {
 			t.Fatalf("state %q: %v", k, err)
 		}
 		for _, x := range rs.seq {
-			if x.chunk != 0 {
+			if x.at.chunk != 0 {
 				n++
 			}
 		}

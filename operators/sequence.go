@@ -35,8 +35,8 @@ func (e *Engine) sequence(ent *entry, ks event.Keyspace, key string, ev *event.E
 	}
 	rs.n++
 	x := seqEntry{h: h, t: t, mask: mask, until: until, n: rs.n}
-	if e.logsEvents(r) {
-		x.chunk, x.off, x.l = e.logEvent(ev, t+int64(r.MaxSpan))
+	if r.logs && !e.noLog {
+		x.at = e.logEvent(ev, t+int64(r.MaxSpan))
 	} else {
 		x.blob, x.ev = e.encode(ev)
 	}
@@ -111,11 +111,11 @@ func (e *Engine) sequence(ent *entry, ks event.Keyspace, key string, ev *event.E
 // seqEvent returns a buffered step's event, from its blob or the orphan
 // log.
 func (e *Engine) seqEvent(s *seqEntry) event.Event {
-	if s.chunk == 0 {
+	if s.at.chunk == 0 {
 		return e.eventAt(s.blob, s.ev, "", s.t)
 	}
-	b, err := e.loggedEvent(s.chunk, s.off, s.l)
-	if err != nil && b == nil {
+	b, err := e.loggedEvent(s.at)
+	if err != nil {
 		e.stats.EventsMissing++ // as for a blob the Store cannot read
 	}
 	return decodeEvent(b, "", s.t)

@@ -31,10 +31,11 @@ import (
 // events are Store keys of their own shared by every state that buffers
 // them (blobs.go), written once when they enter and deleted when the last
 // state lets go — or, for the steps of a sequence with a short maxspan,
-// where the event is in the orphan log (orphanlog.go). A Flush then rewrites the small value of every key
-// touched, not every buffered event: with events inline, re-encoding the
-// evidence and pending steps of busy keys on every batch was a third of
-// the engine's CPU on production-like traffic (BENCHMARKS.md). Values of
+// where the event is in the orphan log (orphanlog.go). A Flush then
+// rewrites the small value of every key touched, not every buffered
+// event: with events inline, re-encoding the evidence and pending steps
+// of busy keys on every batch was a third of the engine's CPU on
+// production-like traffic (BENCHMARKS.md). Values of
 // versions 2 (events inline) and 3 (same value layout as 4, but one event
 // key per rule and key) are still read; their events move to shared blobs
 // the next time the key is saved.
@@ -144,11 +145,9 @@ type seqEntry struct {
 	n     uint64
 	blob  uint64 // its event's blob number; 0 when it is in the orphan log
 	ev    []byte // the event, encoded; nil until read from its blob
-	// chunk, off, l: where the event is in the orphan log, for a sequence
-	// whose events live less than logMaxSpan (logsEvents); chunk 0 for a
-	// blob.
-	chunk  uint64
-	off, l uint32
+	// at: where the event is in the orphan log, for a sequence whose
+	// maxspan is at most logMaxSpan (logsEvents); zero for a blob.
+	at logRef
 }
 
 // firedID remembers a completed match by a hash of its entries' arrival
@@ -323,9 +322,7 @@ func (sc *encodeScratch) appendState(b []byte, s *ruleState, r *rules.Rule) []by
 			b = binary.AppendUvarint(b, x.n)
 			b = binary.AppendUvarint(b, x.blob)
 			if x.blob == 0 { // in the orphan log (version 9)
-				b = binary.AppendUvarint(b, x.chunk)
-				b = binary.AppendUvarint(b, uint64(x.off))
-				b = binary.AppendUvarint(b, uint64(x.l))
+				b = appendLogRef(b, x.at)
 			}
 		}
 	}
@@ -405,9 +402,7 @@ func appendOrphans(b []byte, orphans []orphan) []byte {
 		prev = o.t
 		b = binary.AppendUvarint(b, o.blob)
 		if o.blob == 0 {
-			b = binary.AppendUvarint(b, o.chunk)
-			b = binary.AppendUvarint(b, uint64(o.off))
-			b = binary.AppendUvarint(b, uint64(o.n))
+			b = appendLogRef(b, o.at)
 		}
 		b = binary.AppendUvarint(b, uint64(len(o.owners)))
 		for _, w := range o.owners {
@@ -547,8 +542,7 @@ func decodeState(v []byte, s *ruleState) error {
 				x.n = d.uvarint()
 				if version >= stateVersionLog {
 					if x.blob = d.uvarint(); x.blob == 0 {
-						x.chunk, x.off, x.l = d.uvarint(), uint32(d.uvarint()), uint32(d.uvarint())
-						if x.chunk == 0 {
+						if x.at = d.logRef(); x.at.chunk == 0 {
 							d.fail("sequence event in no blob and no chunk")
 						}
 					}
@@ -623,7 +617,7 @@ func decodeState(v []byte, s *ruleState) error {
 // Store). Sequence events in the orphan log are not blobs.
 func (s *ruleState) eachEvent(fn func(blob *uint64, ev *[]byte)) {
 	for i := range s.seq {
-		if s.seq[i].chunk == 0 { // else in the orphan log, counted by no one
+		if s.seq[i].at.chunk == 0 { // else in the orphan log, counted by no one
 			fn(&s.seq[i].blob, &s.seq[i].ev)
 		}
 	}
@@ -674,9 +668,7 @@ func (d *reader) orphans(log bool) []orphan {
 		prev = o.t
 		o.blob = d.uvarint()
 		if o.blob == 0 && log {
-			o.chunk = d.uvarint()
-			o.off = uint32(d.uvarint())
-			o.n = uint32(d.uvarint())
+			o.at = d.logRef()
 		}
 		o.owners = make([]owner, d.count(9))
 		for j := range o.owners {

@@ -764,7 +764,9 @@ func (d *decoder) str(wire uint64, s *string) error {
 	if wire != wireBytes {
 		return wireErr(wire, wireBytes)
 	}
-	// Most strings are shorter than 128 bytes: a one-byte length.
+	// Most strings are shorter than 128 bytes: a one-byte length, read in
+	// place. Here and not in bytes, which is too large to inline: the call
+	// is what this saves (in bytes, decoding took a tenth longer).
 	if off := d.off; off < len(d.b) && d.b[off] < 0x80 {
 		if n := int(d.b[off]); n <= len(d.b)-off-1 {
 			d.off = off + 1 + n
